@@ -1,0 +1,2 @@
+# daemons/apid -> aryz-apid
+$(eval $(call daemon_rule,apid,aryz-apid))

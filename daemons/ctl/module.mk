@@ -1,0 +1,2 @@
+# daemons/ctl -> aryzctl, the operator CLI
+$(eval $(call daemon_rule,ctl,aryzctl))

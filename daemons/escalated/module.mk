@@ -1,0 +1,2 @@
+# daemons/escalated -> aryz-escalated
+$(eval $(call daemon_rule,escalated,aryz-escalated))

@@ -1,0 +1,2 @@
+# daemons/mqttd -> aryz-mqttd
+$(eval $(call daemon_rule,mqttd,aryz-mqttd))

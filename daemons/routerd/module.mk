@@ -1,0 +1,2 @@
+# daemons/routerd -> aryz-routerd
+$(eval $(call daemon_rule,routerd,aryz-routerd))

@@ -1,0 +1,2 @@
+# daemons/smsd -> aryz-smsd
+$(eval $(call daemon_rule,smsd,aryz-smsd))
