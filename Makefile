@@ -37,9 +37,12 @@ $(BUILD)/%.o: %.c
 deps:
 	deploy/local/deps.sh
 
+# The suite runs against the sanitizer build (ASan + UBSan); the plain
+# -Werror build is made too, so both must compile cleanly.
 test: deps
-	$(MAKE) all
-	tests/run-all.sh
+	$(MAKE) WERROR=1 all
+	$(MAKE) WERROR=1 SANITIZE=address,undefined all
+	BUILD=build-san tests/run-all.sh
 
 test-unit: unit-tests
 	tests/unit/run.sh $(BUILD)

@@ -24,12 +24,12 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lunistring -lm
 
 CFLAGS  += -DARYZ_SQLDIR=\"$(CURDIR)/sql\"
 
-BUILD   ?= build
 ifneq ($(SANITIZE),)
-BUILD   := build-san
+BUILD   ?= build-san
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+BUILD   ?= build
 
 ifeq ($(V),1)
 Q :=

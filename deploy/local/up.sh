@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# up.sh - bring up a private aryz under ./var/: PostgreSQL and Mosquitto on
+# 127.0.0.1, schema and reference data, every daemon.  Safe to run twice:
+# what is already running is left alone.  `make stop` takes it down.
+#
+# Ports (override in the environment): ARYZ_PG_PORT 55432,
+# ARYZ_MQTT_PORT 51883, ARYZ_SMS_PORT 8080, ARYZ_API_PORT 8081.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+VAR=$ROOT/var
+BIN=$ROOT/build/bin
+PG_PORT=${ARYZ_PG_PORT:-55432}
+MQ_PORT=${ARYZ_MQTT_PORT:-51883}
+SMS_PORT=${ARYZ_SMS_PORT:-8080}
+API_PORT=${ARYZ_API_PORT:-8081}
+DB="host=127.0.0.1 port=$PG_PORT dbname=aryz user=aryz"
+
+mkdir -p "$VAR/etc" "$VAR/log" "$VAR/run"
+chmod 755 "$VAR"
+# Passwords for the private broker, made once.
+[ -f "$VAR/etc/mqtt-users" ] || {
+  for u in aryz-mqttd dev-1 provider-1; do
+    echo "$u:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  done >"$VAR/etc/mqtt-users"
+  chmod 600 "$VAR/etc/mqtt-users"
+}
+MQ_USERS=$(tr '\n' ' ' <"$VAR/etc/mqtt-users")
+mqpass() { grep "^$1:" "$VAR/etc/mqtt-users" | cut -d: -f2; }
+
+"$ROOT/deploy/local/servers.sh" pg-start "$VAR" "$PG_PORT"
+MQ_USERS=$MQ_USERS "$ROOT/deploy/local/servers.sh" mq-start "$VAR" "$MQ_PORT"
+"$BIN/aryzctl" -d "$DB" -s "$ROOT/sql" migrate
+"$BIN/aryzctl" -d "$DB" -s "$ROOT/sql" load-reference >/dev/null
+echo "reference data loaded"
+
+RUNUSER=""
+[ "$(id -u)" -eq 0 ] && RUNUSER='user = "nobody";'
+for d in smsd mqttd routerd escalated apid; do
+  conf=$VAR/etc/aryz-$d.conf
+  sed -e "s|^  conninfo = .*|  conninfo = \"$DB\";|" \
+      -e "s|^# user = .*|$RUNUSER|" \
+      "$ROOT/config/aryz-$d.conf" >"$conf"
+  [ -x "$ROOT/deploy/local/conf-$d.sh" ] && \
+    SMS_PORT=$SMS_PORT API_PORT=$API_PORT MQ_PORT=$MQ_PORT MQ_PASS=$(mqpass aryz-mqttd) \
+    "$ROOT/deploy/local/conf-$d.sh" "$conf"
+  chmod 644 "$conf"
+  pidf=$VAR/run/aryz-$d.pid
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    echo "aryz-$d already running (pid $(cat "$pidf"))"
+    continue
+  fi
+  "$BIN/aryz-$d" --check-config -c "$conf" >/dev/null
+  nohup "$BIN/aryz-$d" -c "$conf" >>"$VAR/log/aryz-$d.log" 2>&1 &
+  echo $! >"$pidf"
+  echo "started aryz-$d (pid $!, log var/log/aryz-$d.log)"
+done
+
+cat <<MSG
+
+aryz is up.  PostgreSQL 127.0.0.1:$PG_PORT (db aryz), Mosquitto 127.0.0.1:$MQ_PORT.
+
+Send a first SMS (as Kannel's sms-service would):
+  curl 'http://127.0.0.1:$SMS_PORT/sms/kannel?from=%2B996555123456&to=1212&id=demo-1&text=Suzak+musor+3+kun+alynbady'
+
+Walk a USSD session (Africa's Talking-style callback):
+  curl -d 'sessionId=s1&serviceCode=*1212%23&phoneNumber=%2B996555123456&networkCode=43709&text=' http://127.0.0.1:$SMS_PORT/ussd
+
+Publish from a device over MQTT:
+  mosquitto_pub -h 127.0.0.1 -p $MQ_PORT -u dev-1 -P $(mqpass dev-1) -i dev-1 -q 1 \\
+    -t aryz/v1/41703220856000/lighting/in/dev-1 \\
+    -m '{"v":1,"msg_id":"m1","text":"Lamp 12 is out"}'
+
+Dashboard and JSON API:  http://127.0.0.1:$API_PORT/
+Queues:                  $BIN/aryzctl -d "$DB" status
+Stop everything:         make stop
+MSG

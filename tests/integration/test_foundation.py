@@ -1,0 +1,120 @@
+"""Foundation: migrations, reference data, daemon lifecycle, reconnect."""
+import subprocess
+
+from harness import BIN, wait_for
+import os
+
+DAEMONS = ["aryz-smsd", "aryz-mqttd", "aryz-routerd", "aryz-escalated", "aryz-apid"]
+
+
+def test_migrations_are_idempotent(servers, db):
+    out = servers.ctl("migrate", db=db.name).stdout
+    assert "0 applied" in out
+    assert db.scalar("SELECT count(*) FROM schema_migration") >= 3
+
+
+def test_reference_data_loaded(db):
+    aa = db.scalar("SELECT count(*) FROM municipality WHERE kind = 'aiyl_aimak'")
+    assert aa >= 129
+    # Every municipality hangs off a rayon of an oblast.
+    orphans = db.scalar("SELECT count(*) FROM municipality m LEFT JOIN rayon r "
+                        "ON r.soate = m.rayon_soate WHERE r.soate IS NULL")
+    assert orphans == 0
+    # Names repeat across rayons: Kyzyl-Tuu is in two Jalal-Abad rayons.
+    n = db.scalar("SELECT count(DISTINCT soate) FROM municipality_alias WHERE alias = 'кызыл-туу'")
+    assert n >= 2
+    assert db.scalar("SELECT count(*) FROM service_category") == 6
+    assert db.scalar("SELECT count(*) FROM contract WHERE is_demo") >= 1
+
+
+def test_load_reference_twice_changes_nothing(servers, db):
+    before = db.scalar("SELECT count(*) FROM municipality_alias")
+    servers.ctl("load-reference", db=db.name)
+    assert db.scalar("SELECT count(*) FROM municipality_alias") == before
+
+
+def test_bad_states_are_impossible(db):
+    import psycopg2
+    for sql in [
+        "INSERT INTO complaint (channel, reporter, status) VALUES ('sms', 'x', 'routed')",
+        "INSERT INTO complaint (channel, reporter, status) VALUES ('sms', 'x', 'bogus')",
+        "INSERT INTO resident (phone) VALUES ('0555123456')",
+        "INSERT INTO contract (municipality_soate, category_code, provider_id, sla_policy_id, valid_from)"
+        " VALUES ('41703220856000', 'waste', 2, 1, '2024-06-01')",
+    ]:
+        try:
+            db.execute(sql)
+        except psycopg2.Error:
+            continue
+        raise AssertionError("accepted: " + sql)
+
+
+def test_every_binary_has_help_and_version():
+    for name in DAEMONS + ["aryzctl"]:
+        out = subprocess.run([os.path.join(BIN, name), "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "SYNOPSIS" in out.stdout, name
+        out = subprocess.run([os.path.join(BIN, name), "--version"], capture_output=True, text=True)
+        assert out.returncode == 0 and "0." in out.stdout, name
+
+
+def test_config_error_reports_file_and_line(workdir):
+    path = os.path.join(workdir, "bad.conf")
+    with open(path, "w") as f:
+        f.write('log:\n{\n  level = "info";\n};\nbogus_setting = 5;\n')
+    out = subprocess.run([os.path.join(BIN, "aryz-routerd"), "-c", path, "--check-config"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "bad.conf:5: unknown setting 'bogus_setting'" in out.stderr
+    with open(path, "w") as f:
+        f.write('shutdown_timeout = 99999;\n')
+    out = subprocess.run([os.path.join(BIN, "aryz-routerd"), "-c", path, "-n"],
+                         capture_output=True, text=True)
+    assert "bad.conf:1: 'shutdown_timeout' is 99999, must be between 0 and 3600" in out.stderr
+    with open(path, "w") as f:
+        f.write('log: { level = "info" \n')
+    out = subprocess.run([os.path.join(BIN, "aryz-routerd"), "-c", path, "-n"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "bad.conf:2:" in out.stderr
+
+
+def test_shipped_configs_check_ok():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "config")
+    for name in DAEMONS:
+        out = subprocess.run([os.path.join(BIN, name), "-n", "-c",
+                              os.path.join(root, name + ".conf")],
+                             capture_output=True, text=True)
+        assert out.stdout.strip() == "configuration OK", (name, out.stderr)
+
+
+def test_daemon_starts_and_stops_on_sigterm(db, daemons):
+    for name in ["aryz-escalated"]:
+        d = daemons(name, 'database: { conninfo = "%s"; };\n' % db.conninfo)
+        d.start(wait_log="database connection .* ready")
+        assert d.stop() == 0
+        assert d.log_contains("stopped")
+
+
+def test_daemon_reconnects_after_postgres_restart(servers, db, daemons):
+    d = daemons("aryz-escalated", 'database: { conninfo = "%s"; };\n' % db.conninfo)
+    d.start(wait_log="database connection .* ready")
+    size = d.log_size()
+    servers.pg_stop()
+    try:
+        d.wait_log("database connection .* lost", since=size)
+        assert d.alive()
+    finally:
+        servers.pg_start()
+    d.wait_log("database connection .* ready", since=size, timeout=30)
+    assert d.alive()
+
+
+def test_sighup_reload_keeps_running_and_rejects_bad_config(db, daemons):
+    d = daemons("aryz-escalated", 'database: { conninfo = "%s"; };\n' % db.conninfo)
+    d.start(wait_log="database connection .* ready")
+    d.write_config('database: { conninfo = "%s"; };\nlog: { level = "debug"; };\n' % db.conninfo)
+    d.sighup()
+    d.wait_log("configuration reloaded")
+    d.write_config('database: { conninfo = "%s" ;\n' % db.conninfo)
+    d.sighup()
+    d.wait_log("reload FAILED, keeping old configuration")
+    assert d.alive()

@@ -1,0 +1,134 @@
+/*
+ * test_cfg.c - the declarative config loader: defaults, bounds, unknown
+ * keys and syntax errors reported as file:line, reload keeping
+ * non-reloadable values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "log.h"
+
+struct tcfg {
+	int	 port;
+	char	*name;
+	bool	 flag;
+	int	 batch;
+};
+
+static const struct cfg_opt opts[] = {
+	{ "http.port", CFG_INT, offsetof(struct tcfg, port), 8080, NULL, 1, 65535, 0, "port" },
+	{ "name", CFG_STR, offsetof(struct tcfg, name), 0, "x", 0, 10, CFG_RELOAD, "name" },
+	{ "flag", CFG_BOOL, offsetof(struct tcfg, flag), 1, NULL, 0, 0, CFG_RELOAD, "flag" },
+	{ "batch", CFG_INT, offsetof(struct tcfg, batch), 5, NULL, 1, 100, CFG_RELOAD, "b" },
+	CFG_END
+};
+
+static const char *path = "/tmp/aryz-test-cfg.conf";
+
+static void
+write_file(const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* Load text; return 0/-1 and leave the error in err. */
+static int
+load(const char *text, struct tcfg *c, char *err, size_t len)
+{
+	write_file(text);
+	memset(c, 0, sizeof(*c));
+	return cfg_load(opts, c, path, err, len);
+}
+
+static void
+test_defaults_and_values(void **state)
+{
+	struct tcfg c;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(load("", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 8080);
+	assert_string_equal(c.name, "x");
+	assert_true(c.flag);
+	cfg_free(opts, &c);
+
+	assert_int_equal(load("http: { port = 99; };\nname = \"ab\";\nflag = false;\n",
+	    &c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 99);
+	assert_string_equal(c.name, "ab");
+	assert_false(c.flag);
+	cfg_free(opts, &c);
+}
+
+static void
+test_errors_have_file_and_line(void **state)
+{
+	static const struct { const char *text, *want; } cases[] = {
+		{ "\n\nhttp: { port = 0; };\n", ":3: 'http.port' is 0, must be between 1 and 65535" },
+		{ "name = 5;\n", ":1: 'name' must be a string" },
+		{ "\nflag = 1;\n", ":2: 'flag' must be true or false" },
+		{ "\n\n\nbogus = 1;\n", ":4: unknown setting 'bogus'" },
+		{ "web: { port = 1; };\n", ":1: unknown section 'web'" },
+		{ "http: { prot = 1; };\n", ":1: unknown setting 'http.prot'" },
+		{ "name = \"01234567890\";\n", ":1: 'name' is longer than 10 characters" },
+		{ "http: {\n port = 1\n", ":3: syntax error" },
+		{ "http: { port = \"80\"; };\n", ":1: 'http.port' must be an integer" },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tcfg c;
+		char err[256], want[300];
+		assert_int_equal(load(cases[i].text, &c, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want), "%s%s", path, cases[i].want);
+		if (strncmp(err, want, strlen(want)) != 0)
+			fail_msg("got '%s', want '%s'", err, want);
+		cfg_free(opts, &c);
+	}
+}
+
+static void
+test_reload(void **state)
+{
+	struct tcfg c;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(load("http: { port = 10; };\nbatch = 7;\n", &c, err,
+	    sizeof(err)), 0);
+	/* port is not reloadable: kept; batch and name change. */
+	write_file("http: { port = 11; };\nbatch = 8;\nname = \"new\";\n");
+	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path), 0);
+	assert_int_equal(c.port, 10);
+	assert_int_equal(c.batch, 8);
+	assert_string_equal(c.name, "new");
+	/* A broken file changes nothing. */
+	write_file("batch = 500;\n");
+	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path), -1);
+	assert_int_equal(c.batch, 8);
+	cfg_free(opts, &c);
+	remove(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_and_values),
+		cmocka_unit_test(test_errors_have_file_and_line),
+		cmocka_unit_test(test_reload),
+	};
+	log_set_level(LOG_LVL_ERROR - 1);
+	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
+}
