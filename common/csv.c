@@ -8,8 +8,6 @@
 #include "csv.h"
 #include "xmalloc.h"
 
-static int csv_lineno;
-
 static void
 put(struct csv_row *r, size_t *len, char c)
 {
@@ -27,9 +25,7 @@ csv_read(FILE *fp, struct csv_row *r)
 	bool quoted = false, any = false;
 	int c, n = 0;
 
-	if (ftell(fp) == 0)
-		csv_lineno = 0;
-	r->line = ++csv_lineno;
+	r->line = ++r->lineno;
 	starts[n++] = 0;
 	while ((c = fgetc(fp)) != EOF) {
 		any = true;
@@ -45,7 +41,7 @@ csv_read(FILE *fp, struct csv_row *r)
 				}
 			} else {
 				if (c == '\n')
-					csv_lineno++;
+					r->lineno++;
 				put(r, &len, (char)c);
 			}
 			continue;

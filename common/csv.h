@@ -14,12 +14,13 @@ struct csv_row {
 	char	*buf;
 	size_t	 cap;
 	int	 line;			/* line number where the row began */
+	int	 lineno;		/* lines consumed so far (reader state) */
 };
 
 /*
  * Read the next row from fp into row (reusing its buffer).  Returns 1 for
  * a row, 0 at end of file, -1 for a malformed row (unterminated quote,
- * too many fields).  Free the buffer with csv_row_free().
+ * too many fields).  Use one zeroed row per file: it counts the lines.  Free the buffer with csv_row_free().
  */
 int csv_read(FILE *fp, struct csv_row *row) __attribute__((warn_unused_result));
 void csv_row_free(struct csv_row *row);
