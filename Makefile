@@ -28,6 +28,7 @@ endef
 include common/module.mk
 include $(foreach d,$(DAEMONS) ctl,daemons/$(d)/module.mk)
 include tests/unit/module.mk
+include tests/fuzz/module.mk
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential pkg-config clang
+  build-essential pkg-config clang libclang-rt-14-dev
   libevent-dev libpq-dev libmosquitto-dev libconfig-dev libjansson-dev
   libunistring-dev libcmocka-dev
   postgresql-15 postgresql-client-15 mosquitto mosquitto-clients

@@ -178,6 +178,7 @@ class Daemon:
         logf = open(self.log_path, "ab")
         env = dict(os.environ,
                    ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:exitcode=23",
+                   LSAN_OPTIONS="suppressions=" + os.path.join(ROOT, "tests", "lsan.supp"),
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
                                      stdout=logf, stderr=logf, env=env,

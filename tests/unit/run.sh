@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 fail=0; n=0
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
