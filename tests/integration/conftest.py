@@ -49,7 +49,11 @@ def daemons(workdir):
     errors = []
     for d in made:
         try:
-            d.stop()
+            rc = d.stop()
+            # Still running at teardown: it must stop cleanly on SIGTERM.
+            # A crash (signal) or a sanitizer exit code shows up here too.
+            if rc not in (0, None):
+                errors.append("%s exited with %s at teardown:\n%s" % (d.name, rc, d.log()[-3000:]))
         except AssertionError as e:
             errors.append(str(e))
         try:
