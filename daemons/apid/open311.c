@@ -1,0 +1,253 @@
+/*
+ * open311.c - the read side of Open311 GeoReport v2 (JSON only):
+ * services.json (the service categories), requests.json (search) and
+ * requests/{ticket}.json.  service_request_id is the aryz ticket; aryz
+ * statuses map to open/closed by aryz_open311_status() (0050_api.sql).
+ * Errors of this part use the GeoReport shape [{"code":..,"description":..}].
+ */
+#include <ctype.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apid.h"
+#include "log.h"
+
+#define O311_IDS_MAX	50	/* tickets in one service_request_id list */
+#define O311_IDS_BUF	(O311_IDS_MAX * (APID_TICKET_MAX + 1) + 3)
+#define O311_DATE_MAX	35	/* "2026-11-27T21:00:00.123456+06:00" */
+
+/* One statement serves both the search and the single request. */
+static const char requests_sql[] =
+    "SELECT c.ticket AS service_request_id,"
+    " aryz_open311_status(c.status) AS status,"
+    " CASE c.status WHEN 'rejected' THEN 'rejected: ' || c.reject_reason"
+    "   WHEN 'duplicate' THEN 'duplicate of ' || d.ticket"
+    "   ELSE c.status END AS status_notes,"
+    " s.name_en AS service_name, c.category_code AS service_code,"
+    " c.description,"
+    " CASE WHEN c.responsible = 'provider' THEN p.name"
+    "   WHEN m.soate IS NOT NULL THEN m.name_latin || ' municipality'"
+    " END AS agency_responsible,"
+    " NULL::text AS service_notice,"
+    " aryz_iso(c.created_at) AS requested_datetime,"
+    " aryz_iso(c.updated_at) AS updated_datetime,"
+    " (SELECT aryz_iso(min(t.due_at)) FROM sla_timer t"
+    "   WHERE t.complaint_id = c.id AND t.kind = 'resolve_breach'"
+    "     AND t.fired_at IS NULL AND t.cancelled_at IS NULL"
+    "     AND t.due_at < 'infinity') AS expected_datetime,"
+    " CASE WHEN m.soate IS NOT NULL THEN m.name_latin || ', ' ||"
+    "   r.name_latin END AS address,"
+    " c.municipality_soate AS address_id, NULL::text AS zipcode,"
+    " c.geo_lat AS lat, c.geo_lon AS long, NULL::text AS media_url"
+    " FROM complaint c"
+    " LEFT JOIN complaint d ON d.id = c.duplicate_of"
+    " LEFT JOIN municipality m ON m.soate = c.municipality_soate"
+    " LEFT JOIN rayon r ON r.soate = m.rayon_soate"
+    " LEFT JOIN provider p ON p.id = c.provider_id"
+    " LEFT JOIN service_category s ON s.code = c.category_code"
+    " WHERE ($1::text[] IS NULL OR c.ticket = ANY ($1::text[]))"
+    "   AND ($2::text IS NULL OR c.category_code = $2)"
+    "   AND ($3::text IS NULL OR aryz_open311_status(c.status) = $3)"
+    /* GeoReport: without dates, the 90 days before end_date (or now). */
+    "   AND ($1::text[] IS NOT NULL OR c.created_at >= COALESCE("
+    "        $4::timestamptz, COALESCE($5::timestamptz, now())"
+    "        - interval '90 days'))"
+    "   AND ($5::timestamptz IS NULL OR c.created_at <= $5::timestamptz)"
+    "   AND ($6::text IS NULL OR c.municipality_soate = $6)"
+    " ORDER BY c.id DESC LIMIT $7::int";
+
+void
+open311_prepare(struct pgconn *db)
+{
+	pgconn_prepare(db, "o311_services",
+	    "SELECT s.code AS service_code, s.name_en AS service_name,"
+	    " s.name_ky || ' / ' || s.name_ru AS description,"
+	    " false AS metadata, 'realtime' AS type,"
+	    " COALESCE((SELECT string_agg(k.keyword, ',' ORDER BY k.keyword)"
+	    "   FROM category_keyword k WHERE k.category_code = s.code), '')"
+	    "   AS keywords,"
+	    " 'municipal services' AS \"group\""
+	    " FROM service_category s ORDER BY s.sort, s.code");
+	pgconn_prepare(db, "o311_requests", requests_sql);
+}
+
+void
+open311_error(struct evhttp_request *req, int code, const char *desc)
+{
+	const char *u = evhttp_request_get_uri(req);
+
+	log_info("%d %.200s: %s", code, u ? u : "", desc);
+	reply_json(req, code, json_pack("[{s:i, s:s}]", "code", code,
+	    "description", desc));
+}
+
+static void
+services_done(PGresult *res, void *arg)
+{
+	struct apreq *r = arg;
+
+	if (http_result_ok(r, res))
+		reply_json(r->req, 200, http_rows_json(res));
+	req_free(&r);
+}
+
+void
+open311_services(struct apid *a, struct evhttp_request *req)
+{
+	struct apreq *r = req_new(a, req, "open311 services");
+
+	if (http_query(r, "o311_services", 0, NULL, services_done) < 0)
+		return;
+}
+
+static void
+requests_done(PGresult *res, void *arg)
+{
+	struct apreq *r = arg;
+
+	if (!http_result_ok(r, res))
+		goto done;
+	if (r->kind == 1 && PQntuples(res) == 0)
+		open311_error(r->req, 404, "no such service_request_id");
+	else
+		reply_json(r->req, 200, http_rows_json(res));
+done:
+	req_free(&r);
+}
+
+/* A W3C/ISO 8601 date or date-time, as GeoReport uses. */
+static bool
+valid_date(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 10 || n > O311_DATE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (i < 10) {
+			if ((i == 4 || i == 7) ? c != '-' :
+			    !isdigit((unsigned char)c))
+				return false;
+		} else if (!isdigit((unsigned char)c) && !strchr("T:+-.Z ",
+		    c))
+			return false;
+	}
+	return true;
+}
+
+/* "1001,1002" -> "{1001,1002}" with every ticket checked. */
+static int
+parse_ids(const char *v, char *out, size_t len)
+{
+	char t[APID_TICKET_MAX + 1];
+	size_t o = 0;
+	int count = 0;
+
+	out[o++] = '{';
+	while (*v) {
+		size_t n = strcspn(v, ",");
+
+		if (n == 0 || n > APID_TICKET_MAX || ++count > O311_IDS_MAX ||
+		    o + n + 2 >= len)
+			return -1;
+		memcpy(t, v, n);
+		t[n] = '\0';
+		if (!http_valid_ticket(t))
+			return -1;
+		if (o > 1)
+			out[o++] = ',';
+		memcpy(out + o, t, n);
+		o += n;
+		v += n;
+		if (*v == ',' && *++v == '\0')
+			return -1;
+	}
+	if (count == 0)
+		return -1;
+	out[o++] = '}';
+	out[o] = '\0';
+	return 0;
+}
+
+void
+open311_requests(struct apid *a, struct evhttp_request *req,
+    const struct evkeyvalq *q)
+{
+	const char *ids = http_param(q, "service_request_id");
+	const char *code = http_param(q, "service_code");
+	const char *status = http_param(q, "status");
+	const char *start = http_param(q, "start_date");
+	const char *end = http_param(q, "end_date");
+	const char *muni = http_param(q, "municipality");
+	const char *limit = http_param(q, "limit");
+	char idbuf[O311_IDS_BUF], limbuf[16];
+	const char *vals[7];
+	long long lim = a->cfg->api_max_limit;
+	struct apreq *r;
+
+	if (ids != NULL && parse_ids(ids, idbuf, sizeof(idbuf)) < 0) {
+		open311_error(req, 400, "service_request_id must be a comma-"
+		    "separated list of at most 50 tickets");
+		return;
+	}
+	if (code != NULL && (strlen(code) > 32 || strspn(code,
+	    "abcdefghijklmnopqrstuvwxyz_") != strlen(code) || !*code)) {
+		open311_error(req, 400, "service_code is not a service code");
+		return;
+	}
+	if (status != NULL && strcmp(status, "open") != 0 &&
+	    strcmp(status, "closed") != 0) {
+		open311_error(req, 400, "status must be open or closed");
+		return;
+	}
+	if ((start != NULL && !valid_date(start)) ||
+	    (end != NULL && !valid_date(end))) {
+		open311_error(req, 400, "start_date and end_date must be "
+		    "ISO 8601 dates, e.g. 2026-11-27T00:00:00Z");
+		return;
+	}
+	if (muni != NULL && !http_valid_soate(muni)) {
+		open311_error(req, 400, "municipality must be a 14-digit "
+		    "SOATE code");
+		return;
+	}
+	if (limit != NULL && http_parse_int(limit, 1, a->cfg->api_max_limit,
+	    &lim) < 0) {
+		open311_error(req, 400, "limit is out of range");
+		return;
+	}
+	snprintf(limbuf, sizeof(limbuf), "%lld", lim);
+	vals[0] = ids ? idbuf : NULL;
+	vals[1] = code;
+	vals[2] = status;
+	vals[3] = start;
+	vals[4] = end;
+	vals[5] = muni;
+	vals[6] = limbuf;
+	r = req_new(a, req, "open311 requests");
+	if (http_query(r, "o311_requests", 7, vals, requests_done) < 0)
+		return;
+}
+
+void
+open311_request(struct apid *a, struct evhttp_request *req,
+    const char *ticket)
+{
+	const char *vals[7] = { NULL };
+	char idbuf[APID_TICKET_MAX + 3];
+	struct apreq *r;
+
+	if (!http_valid_ticket(ticket)) {
+		open311_error(req, 400, "service_request_id must be a ticket");
+		return;
+	}
+	snprintf(idbuf, sizeof(idbuf), "{%s}", ticket);
+	vals[0] = idbuf;
+	vals[6] = "1";
+	r = req_new(a, req, "open311 request");
+	r->kind = 1;
+	if (http_query(r, "o311_requests", 7, vals, requests_done) < 0)
+		return;
+}
