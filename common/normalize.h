@@ -18,18 +18,33 @@ struct lexicon;
 
 struct lexicon *lexicon_new(void);
 void lexicon_free(struct lexicon **lx);
-/* Add a keyword of a service category (category code, e.g. "waste"). */
-void lexicon_add_keyword(struct lexicon *lx, const char *category,
+/*
+ * Add a keyword of a service category (category code, e.g. "waste").
+ * Any spelling is accepted (it is folded like the text); returns false
+ * and adds nothing when the keyword has no letters, contains digits or
+ * more than 6 words, or the code is empty or longer than 31 bytes.
+ */
+bool lexicon_add_keyword(struct lexicon *lx, const char *category,
     const char *keyword);
-/* Add a spelling of a municipality's name; names may repeat across rayons. */
-void lexicon_add_place(struct lexicon *lx, const char *soate,
+/*
+ * Add a spelling of a municipality's name; names may repeat across rayons.
+ * Returns false (nothing added) unless soate is 14 digits and alias is
+ * a usable name (as for keywords).
+ */
+bool lexicon_add_place(struct lexicon *lx, const char *soate,
     const char *alias);
+/* Distinct folded keywords and place names held (for logging). */
+size_t lexicon_nkeywords(const struct lexicon *lx);
+size_t lexicon_nplaces(const struct lexicon *lx);
 
 enum norm_lang {
 	NORM_LANG_UNKNOWN = 0,
 	NORM_LANG_KY,
 	NORM_LANG_RU,
 };
+
+/* "ky", "ru", or "" for unknown: the complaint.language value. */
+const char *norm_lang_code(enum norm_lang lang);
 
 #define NORM_MAX_CANDIDATES 8	/* a name repeats at most ~3 times in a country */
 
@@ -46,6 +61,9 @@ struct norm_result {
  * unrecognisable text gives an empty category and soate.  An explicit
  * 14-digit SOATE code in the text wins over names.  A name shared by
  * several municipalities leaves soate empty and lists the candidates.
+ * Invalid UTF-8 bytes are treated as spaces; only the first 4096 bytes
+ * are read.  lx may be NULL (language only).  The matching rules are
+ * described at the top of normalize.c.
  */
 void normalize_text(const struct lexicon *lx, const char *text, size_t len,
     struct norm_result *out);

@@ -1,0 +1,39 @@
+/*
+ * lexicon_pg.h - fill a normalizer lexicon from PostgreSQL.
+ *
+ * A daemon runs the two queries below through its pgconn (at start and
+ * on SIGHUP), adds each result to a fresh lexicon, and swaps the new
+ * lexicon in only when both queries succeeded; a failed reload keeps the
+ * old one.  The queries return the stored (lower-cased) spellings; the
+ * lexicon folds them itself, so any spelling an operator inserts works.
+ */
+#ifndef ARYZ_LEXICON_PG_H
+#define ARYZ_LEXICON_PG_H
+
+#include <libpq-fe.h>
+
+#include "normalize.h"
+
+/* Columns: category_code, keyword. */
+#define LEXICON_SQL_KEYWORDS \
+	"SELECT category_code, keyword FROM category_keyword"
+
+/* Columns: soate, alias; only municipalities valid today. */
+#define LEXICON_SQL_PLACES \
+	"SELECT a.soate, a.alias FROM municipality_alias a " \
+	"JOIN municipality m USING (soate) " \
+	"WHERE m.valid_to IS NULL OR m.valid_to > current_date"
+
+/*
+ * Add the rows of a LEXICON_SQL_KEYWORDS / LEXICON_SQL_PLACES result.
+ * Returns the number of rows added, or -1 when res is NULL, not a
+ * PGRES_TUPLES_OK result, or has fewer than two columns (then nothing is
+ * added and errbuf, if not NULL, holds the reason).  Rows the lexicon
+ * refuses (e.g. an alias with no letters) are skipped, not counted.
+ */
+int lexicon_add_keywords_pg(struct lexicon *lx, const PGresult *res,
+    char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+int lexicon_add_places_pg(struct lexicon *lx, const PGresult *res,
+    char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+
+#endif
