@@ -56,6 +56,7 @@ struct apreq {
 	char			 soate[16];	/* filter, for the dashboard */
 	int			 kind;		/* handler-specific variant */
 	int			 limit;		/* page size asked for */
+	bool			 open311;	/* errors in GeoReport shape */
 };
 
 /* Limits of request parameters. */

@@ -134,12 +134,25 @@ reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	    "status", code));
 }
 
+/* An error answer in the shape of the request's API. */
+static void
+req_error(struct apreq *r, int code, const char *msg)
+{
+	if (r->open311) {
+		if (code == 503)
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    r->req), "Retry-After", "5");
+		open311_error(r->req, code, msg);
+	} else
+		reply_error(r->req, code, "%s", msg);
+}
+
 int
 http_query(struct apreq *r, const char *stmt, int nparams,
     const char *const *values, pgconn_result_cb *cb)
 {
 	if (pgconn_query(r->a->db, stmt, true, nparams, values, cb, r) < 0) {
-		reply_error(r->req, 503, "database unavailable, retry later");
+		req_error(r, 503, "database unavailable, retry later");
 		req_free(&r);
 		return -1;
 	}
@@ -156,9 +169,10 @@ http_result_ok(struct apreq *r, PGresult *res)
 {
 	const char *state;
 
+	char msg[300];		/* "invalid parameter: " + PostgreSQL's text */
+
 	if (res == NULL) {
-		reply_error(r->req, 503, "database connection lost, "
-		    "retry later");
+		req_error(r, 503, "database connection lost, retry later");
 		return false;
 	}
 	if (pgconn_ok(res))
@@ -167,12 +181,13 @@ http_result_ok(struct apreq *r, PGresult *res)
 	if (state != NULL && strncmp(state, "22", 2) == 0) {
 		const char *m = PQresultErrorField(res,
 		    PG_DIAG_MESSAGE_PRIMARY);
-		reply_error(r->req, 400, "invalid parameter: %s",
+		snprintf(msg, sizeof(msg), "invalid parameter: %s",
 		    m ? m : "bad value");
+		req_error(r, 400, msg);
 		return false;
 	}
 	log_warnx("query for %s failed: %s", r->route, pgconn_errmsg(res));
-	reply_error(r->req, 500, "internal error");
+	req_error(r, 500, "internal error");
 	return false;
 }
 

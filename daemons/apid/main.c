@@ -133,8 +133,13 @@ main(int argc, char **argv)
 	on_reload(&a);
 	pgconn_start(a.db);
 	rc = daemon_run(&d);
-	http_stop(&a);
+	/*
+	 * Database first: queries still queued (drain deadline) are failed
+	 * and their callbacks answer 503 on requests evhttp still owns.
+	 */
+	a.stopping = true;
 	pgconn_free(&a.db);
+	http_stop(&a);
 	daemon_done(&d);
 	return rc;
 }

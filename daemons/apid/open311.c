@@ -97,6 +97,7 @@ open311_services(struct apid *a, struct evhttp_request *req)
 {
 	struct apreq *r = req_new(a, req, "open311 services");
 
+	r->open311 = true;
 	if (http_query(r, "o311_services", 0, NULL, services_done) < 0)
 		return;
 }
@@ -227,6 +228,7 @@ open311_requests(struct apid *a, struct evhttp_request *req,
 	vals[5] = muni;
 	vals[6] = limbuf;
 	r = req_new(a, req, "open311 requests");
+	r->open311 = true;
 	if (http_query(r, "o311_requests", 7, vals, requests_done) < 0)
 		return;
 }
@@ -247,6 +249,7 @@ open311_request(struct apid *a, struct evhttp_request *req,
 	vals[0] = idbuf;
 	vals[6] = "1";
 	r = req_new(a, req, "open311 request");
+	r->open311 = true;
 	r->kind = 1;
 	if (http_query(r, "o311_requests", 7, vals, requests_done) < 0)
 		return;
