@@ -381,6 +381,9 @@ entry_match(const struct lex_entry *e, const struct fold_text *ft, size_t i,
 
 	if (used != NULL && used[i])
 		return 0;
+	/* Every way of matching keeps the first letter: cheap reject. */
+	if (ft->w[i].s[0] != e->w[0][0])
+		return 0;
 	if (i + (size_t)e->nw <= ft->nw) {
 		int j;
 		for (j = 0; j < e->nw; j++) {
@@ -518,6 +521,7 @@ detect_lang(const struct fold_text *ft)
 		    j++) {
 			const struct langword *l = &langwords[j];
 			if ((best == NULL || l->kl > best->kl) &&
+			    l->key[0] == ft->w[i].s[0] &&
 			    word_match(l->key, l->kl, &ft->w[i], true, false,
 			    SIZE_MAX) == l->kl)
 				best = l;

@@ -149,14 +149,14 @@ lang_name(enum norm_lang l)
 	return l == NORM_LANG_KY ? "ky" : l == NORM_LANG_RU ? "ru" : "-";
 }
 
-static void
-test_messages(void **state)
+/* Run data/normalize.txt against lx; returns the misclassified count. */
+static int
+run_table(const struct lexicon *lx, int *count)
 {
 	FILE *fp = fopen("data/normalize.txt", "r");
 	char line[1024];	/* test messages are SMS-sized */
 	int n = 0, bad = 0;
 
-	(void)state;
 	assert_non_null(fp);
 	while (fgets(line, sizeof(line), fp)) {
 		struct norm_result r;
@@ -167,7 +167,7 @@ test_messages(void **state)
 			continue;
 		if (!split(line, f, 4))
 			fail_msg("malformed data line: %s", line);
-		normalize_text(lex, f[0], strlen(f[0]), &r);
+		normalize_text(lx, f[0], strlen(f[0]), &r);
 		if (r.soate[0] != '\0')
 			snprintf(got_soate, sizeof(got_soate), "%s", r.soate);
 		else if (r.ncandidates > 1)
@@ -192,9 +192,85 @@ test_messages(void **state)
 		n++;
 	}
 	fclose(fp);
+	*count = n;
+	return bad;
+}
+
+static void
+test_messages(void **state)
+{
+	int n, bad;
+
+	(void)state;
+	bad = run_table(lex, &n);
 	if (bad > 0)
 		fail_msg("%d of %d messages misclassified", bad, n);
 	assert_true(n >= 100);
+}
+
+static PGresult *
+db_query(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	return res;
+}
+
+/*
+ * With ARYZ_TEST_CONNINFO (set by tests/integration/test_normalize_db.py
+ * on a database loaded by aryzctl load-reference), load the lexicon with
+ * the LEXICON_SQL_* queries and run the same table on it.  With
+ * ARYZ_TEST_RETIRED=<soate> too, check instead that a municipality whose
+ * valid_to has passed is not loaded.
+ */
+static void
+test_real_db(void **state)
+{
+	const char *conninfo = getenv("ARYZ_TEST_CONNINFO");
+	const char *retired = getenv("ARYZ_TEST_RETIRED");
+	struct lexicon *lx;
+	PGconn *conn;
+	PGresult *res;
+	char err[256];
+	int n, bad;
+
+	(void)state;
+	if (conninfo == NULL) {
+		skip();
+		return;
+	}
+	conn = PQconnectdb(conninfo);
+	if (PQstatus(conn) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(conn));
+	lx = lexicon_new();
+	res = db_query(conn, LEXICON_SQL_KEYWORDS);
+	assert_true(lexicon_add_keywords_pg(lx, res, err, sizeof(err)) > 50);
+	PQclear(res);
+	res = db_query(conn, LEXICON_SQL_PLACES);
+	assert_true(lexicon_add_places_pg(lx, res, err, sizeof(err)) > 200);
+	PQclear(res);
+	PQfinish(conn);
+	printf("real database: %zu keywords, %zu places\n",
+	    lexicon_nkeywords(lx), lexicon_nplaces(lx));
+	if (retired != NULL) {
+		static const char *const names[] = { "Сузак", "Suzak",
+		    "Сузакский айылный аймак" };
+		struct norm_result r;
+		for (size_t i = 0; i < 3; i++) {
+			normalize_text(lx, names[i], strlen(names[i]), &r);
+			for (int c = 0; c < r.ncandidates; c++)
+				assert_string_not_equal(r.candidates[c], retired);
+		}
+		printf("retired municipality %s not loaded\n", retired);
+	} else {
+		bad = run_table(lx, &n);
+		if (bad > 0)
+			fail_msg("%d of %d messages misclassified", bad, n);
+		printf("real database: %d messages classified as expected\n", n);
+	}
+	lexicon_free(&lx);
 }
 
 static enum cmd_kind
@@ -435,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_robust),
 		cmocka_unit_test(test_pg_loader),
+		cmocka_unit_test(test_real_db),
 		cmocka_unit_test(test_speed),
 	};
 	return cmocka_run_group_tests_name("normalize", tests, setup,
