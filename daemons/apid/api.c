@@ -133,6 +133,8 @@ parse_limit(struct apid *a, struct evhttp_request *req,
 	const char *v = http_param(q, "limit");
 
 	*limit = a->cfg->api_default_limit;
+	if (*limit > a->cfg->api_max_limit)	/* a reload can leave it so */
+		*limit = a->cfg->api_max_limit;
 	if (v == NULL)
 		return 0;
 	if (http_parse_int(v, 1, a->cfg->api_max_limit, limit) < 0) {

@@ -41,6 +41,7 @@ struct apid {
 	struct pgconn		*db;
 	struct evhttp		*http;
 	int			 inflight;	/* requests not yet answered */
+	int			 unsent;	/* answers not yet written out */
 	bool			 stopping;
 };
 
@@ -75,7 +76,7 @@ void	 reply_error(struct evhttp_request *req, int code, const char *fmt,
 	    ...) __attribute__((format(printf, 3, 4)));
 void	 reply_buffer(struct evhttp_request *req, int code,
 	    const char *ctype, struct evbuffer *buf);
-void	 reply_done(struct apid *a);
+void	 http_check_drained(struct apid *a);
 int	 http_query(struct apreq *r, const char *stmt, int nparams,
 	    const char *const *values, pgconn_result_cb *cb)
 	    __attribute__((warn_unused_result));

@@ -35,6 +35,12 @@
 #define OID_NUMERIC	1700
 #define OID_JSONB	3802
 
+/*
+ * The daemon whose listener this is (one per process), so that replies,
+ * which know only their request, can count answers not yet written.
+ */
+static struct apid *http_owner;
+
 struct apreq *
 req_new(struct apid *a, struct evhttp_request *req, const char *route)
 {
@@ -58,8 +64,29 @@ req_free(struct apreq **rp)
 	a = r->a;
 	xfree(rp);
 	a->inflight--;
-	if (a->stopping && a->inflight == 0)
+	http_check_drained(a);
+}
+
+/*
+ * Stopping: leave the loop once every request was answered and every
+ * answer was written to its socket (an answer whose client vanished is
+ * never confirmed; shutdown_timeout ends that wait).
+ */
+void
+http_check_drained(struct apid *a)
+{
+	if (a->stopping && a->inflight == 0 && a->unsent == 0)
 		daemon_stopped(a->d);
+}
+
+static void
+sent_cb(struct evhttp_request *req, void *arg)
+{
+	struct apid *a = arg;
+	(void)req;
+
+	a->unsent--;
+	http_check_drained(a);
 }
 
 /* The request URI cut to a length fit for a log line. */
@@ -81,6 +108,10 @@ reply_buffer(struct evhttp_request *req, int code, const char *ctype,
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (http_owner != NULL && evhttp_request_get_connection(req) != NULL) {
+		http_owner->unsent++;
+		evhttp_request_set_on_complete_cb(req, sent_cb, http_owner);
+	}
 	evhttp_send_reply(req, code, NULL, buf);
 }
 
@@ -461,6 +492,7 @@ http_start(struct apid *a)
 {
 	struct apid_cfg *c = a->cfg;
 
+	http_owner = a;
 	a->http = evhttp_new(a->d->base);
 	if (a->http == NULL)
 		return -1;
@@ -487,4 +519,5 @@ http_stop(struct apid *a)
 		evhttp_free(a->http);
 		a->http = NULL;
 	}
+	http_owner = NULL;
 }

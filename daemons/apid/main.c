@@ -4,6 +4,7 @@
  */
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "apid.h"
@@ -81,16 +82,29 @@ static const char help[] =
 "EXIT STATUS\n"
 "     0 after a clean stop, 1 on a startup error, 2 on bad usage.\n";
 
+static int
+validate(void *arg, char *err, size_t len)
+{
+	struct apid_cfg *c = arg;
+
+	if (c->api_default_limit > c->api_max_limit) {
+		snprintf(err, len, "api.default_limit (%d) is larger than "
+		    "api.max_limit (%d)", c->api_default_limit,
+		    c->api_max_limit);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 on_stop(void *arg)
 {
 	struct apid *a = arg;
 
 	a->stopping = true;
-	if (a->inflight == 0)
-		daemon_stopped(a->d);
-	else
+	if (a->inflight > 0)
 		log_info("waiting for %d request(s) in flight", a->inflight);
+	http_check_drained(a);
 }
 
 static void
@@ -114,6 +128,7 @@ main(int argc, char **argv)
 		.opts = apid_opts,
 		.cfg = &cfg,
 		.cfg_size = sizeof(cfg),
+		.validate = validate,
 		.on_stop = on_stop,
 		.on_reload = on_reload,
 		.arg = &a,

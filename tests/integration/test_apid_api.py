@@ -288,3 +288,39 @@ def test_sighup_reloads_the_token(db, daemons):
     assert st == 401
     st, _, _ = api.post("/api/v1/complaints/%s/ack" % ticket, token="new-token-456")
     assert st == 200
+
+
+def test_sigterm_answers_the_request_in_flight_first(db, daemons):
+    """A staff action blocked on a row lock is still answered after SIGTERM;
+    new requests meanwhile get 503; then the daemon exits 0."""
+    import signal
+    import threading
+
+    import psycopg2
+    api = start_apid(daemons, db)
+    cid, ticket = routed(db)
+    holder = psycopg2.connect(db.conninfo)
+    cur = holder.cursor()
+    cur.execute("SELECT 1 FROM complaint WHERE id = %s FOR UPDATE", (cid,))
+    result = {}
+
+    def ack():
+        result["r"] = api.post("/api/v1/complaints/%s/ack" % ticket, token=TOKEN)
+    t = threading.Thread(target=ack)
+    t.start()
+    try:
+        wait_for(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity WHERE "
+                                   "wait_event_type = 'Lock' AND datname = %s",
+                                   (db.name,)) == 1, what="ack waiting on the lock")
+        size = api.d.log_size()
+        api.d.proc.send_signal(signal.SIGTERM)
+        api.d.wait_log(r"waiting for 1 request\(s\) in flight", since=size)
+        st, _, raw = api.get("/health")
+        assert st == 503 and b"shutting down" in raw
+    finally:
+        holder.commit()
+        holder.close()
+    t.join(10)
+    assert result["r"][0] == 200, result
+    assert api.d.proc.wait(10) == 0
+    assert db.scalar("SELECT status FROM complaint WHERE id = %s", (cid,)) == "acknowledged"
