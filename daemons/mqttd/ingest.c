@@ -12,9 +12,9 @@
  *                in in_batch_ms) went to aryz_mqtt_ingest() as ONE
  *                statement; reading is paused, so no PUBACK of an
  *                uncommitted message can join the queue.  When the result
- *                arrives the batch is committed: receipts are published,
- *                writes are released and flushed (the PUBACKs leave),
- *                reading resumes -> ING_COLLECT.
+ *                arrives the batch is committed: receipts are queued on the
+ *                same connection, writes are released and flushed (PUBACKs
+ *                and receipts leave), reading resumes -> ING_COLLECT.
  *   ING_DOWN     no broker connection (or no database).
  *
  * If the statement fails or its outcome is unknown, the broker connection
@@ -114,6 +114,8 @@ ing_receipt(struct ingest *in, struct inmsg *m, const char *outcome,
     const char *ticket, const char *reason, const char *detail)
 {
 	json_t *r = json_object(), *d;
+	char *text;
+	int mid;
 	char ctx[200];	/* "client=... msg_id=..." with two bounded ids */
 	const char *sender = json_string_value(json_object_get(m->elem,
 	    "sender"));
@@ -128,7 +130,18 @@ ing_receipt(struct ingest *in, struct inmsg *m, const char *outcome,
 	if (detail != NULL && detail[0] != '\0' &&
 	    (d = json_loads(detail, 0, NULL)) != NULL)
 		json_object_set_new(r, "detail", d);
-	publisher_receipt(in->pub, m->resp_topic, r);
+	/*
+	 * On the connection the message came in on, queued behind the held
+	 * PUBACKs: both leave together once the hold is released.  Best
+	 * effort: if the connection is lost first, the broker redelivers
+	 * the message and the sender gets a "duplicate" receipt instead.
+	 */
+	if ((text = json_dumps(r, JSON_COMPACT)) != NULL &&
+	    mqconn_publish(in->mq, m->resp_topic, text, strlen(text), 1,
+	    &mid) != 0)
+		log_debug("receipt to %s dropped: not connected",
+		    m->resp_topic);
+	free(text);
 	json_decref(r);
 
 	snprintf(ctx, sizeof(ctx), "client=%s msg_id=%s",
@@ -387,7 +400,7 @@ ingest_new(struct event_base *base, const struct mqttd_cfg *cfg,
 		.client_id = cfg->mq_client_id,
 		.clean_session = false,
 		.keepalive = cfg->mq_keepalive,
-		.max_inflight = 20,
+		.max_inflight = 1000,	/* receipts (QoS 1) */
 	};
 	struct mqconn_callbacks cb = {
 		.on_connect = ing_on_connect,

@@ -6,7 +6,7 @@
  *   ingest.c   the subscriber: batches of messages, one COMMIT per batch,
  *              PUBACKs released only after it; receipts
  *   payload.c  topic and JSON payload decoding and validation
- *   publish.c  the outbox worker and the receipt publisher
+ *   publish.c  the outbox worker
  */
 #ifndef ARYZ_MQTTD_H
 #define ARYZ_MQTTD_H
@@ -70,8 +70,6 @@ void publisher_start(struct publisher *p);
 /* Begin draining for shutdown; publisher_idle() tells when done. */
 void publisher_stop(struct publisher *p);
 bool publisher_idle(const struct publisher *p);
-/* Publish a receipt (QoS 1, best effort: dropped when not connected). */
-void publisher_receipt(struct publisher *p, const char *topic, json_t *body);
 
 /* ingest.c */
 struct ingest *ingest_new(struct event_base *base,

@@ -1,9 +1,9 @@
 /*
- * publish.c - the MQTT side of the transactional outbox, and receipts.
+ * publish.c - the MQTT side of the transactional outbox.
  *
  * A separate MQTT connection (client id "<client_id>-pub", clean session)
  * and a separate database connection, so that neither waits behind the
- * ingest batches.  Rows of channel 'mqtt' are leased with
+ * ingest batches (whose writes are held until their COMMIT).  Rows of channel 'mqtt' are leased with
  * aryz_mqtt_claim() (FOR UPDATE SKIP LOCKED, so instances share the work),
  * published with QoS 1 and marked 'sent' (aryz_mqtt_sent) only when the
  * broker's PUBACK arrives.  At most out_max_inflight publishes await a
@@ -49,7 +49,7 @@ struct publisher {
 	bool			 stopping, freeing;
 	struct event		*poll;
 	struct event		*kick;		/* run pub_pump soon */
-	unsigned long		 nsent, nreceipts;
+	unsigned long		 nsent;
 };
 
 static void
@@ -333,7 +333,7 @@ pub_mq_publish(struct mqconn *mq, int mid, void *arg)
 	(void)mq;
 
 	if (mid < 0 || mid >= PUB_MIDS || (id = p->mids[mid]) == 0)
-		return;		/* a receipt */
+		return;		/* from before a reconnect */
 	p->mids[mid] = 0;
 	p->outstanding--;
 	p->nsent++;
@@ -417,22 +417,6 @@ publisher_idle(const struct publisher *p)
 }
 
 void
-publisher_receipt(struct publisher *p, const char *topic, json_t *body)
-{
-	char *s = json_dumps(body, JSON_COMPACT);
-	int mid = 0;
-
-	if (s == NULL)
-		return;
-	if (mqconn_publish(p->mq, topic, s, strlen(s), 1, &mid) == 0) {
-		pub_track(p, mid, 0);
-		p->nreceipts++;
-	} else
-		log_debug("receipt to %s dropped: not connected", topic);
-	free(s);
-}
-
-void
 publisher_free(struct publisher **pp)
 {
 	struct publisher *p = *pp;
@@ -443,8 +427,7 @@ publisher_free(struct publisher **pp)
 	mqconn_stop(p->mq, true);
 	mqconn_free(&p->mq);
 	pgconn_free(&p->db);
-	log_info("outbox: %lu published and acknowledged, %lu receipts",
-	    p->nsent, p->nreceipts);
+	log_info("outbox: %lu published and acknowledged", p->nsent);
 	event_free(p->poll);
 	event_free(p->kick);
 	free(p->mids);
