@@ -48,3 +48,10 @@ lexicon_add_places_pg(struct lexicon *lx, const PGresult *res,
 {
 	return add_rows(lx, res, lexicon_add_place, errbuf, errlen);
 }
+
+int
+lexicon_add_rayons_pg(struct lexicon *lx, const PGresult *res,
+    char *errbuf, size_t errlen)
+{
+	return add_rows(lx, res, lexicon_add_rayon, errbuf, errlen);
+}

@@ -25,7 +25,17 @@
 	"WHERE m.valid_to IS NULL OR m.valid_to > current_date"
 
 /*
- * Add the rows of a LEXICON_SQL_KEYWORDS / LEXICON_SQL_PLACES result.
+ * Optional third query, columns: soate, name; rayon names in all three
+ * spellings, for "Кызыл-Туу, Сузак району" (see lexicon_add_rayon()).
+ */
+#define LEXICON_SQL_RAYONS \
+	"SELECT r.soate, n.name FROM rayon r, " \
+	"LATERAL unnest(ARRAY[r.name_ky, r.name_ru, r.name_latin]) AS n(name) " \
+	"WHERE r.kind = 'rayon' AND n.name IS NOT NULL " \
+	"AND (r.valid_to IS NULL OR r.valid_to > current_date)"
+
+/*
+ * Add the rows of a LEXICON_SQL_KEYWORDS / _PLACES / _RAYONS result.
  * Returns the number of rows added, or -1 when res is NULL, not a
  * PGRES_TUPLES_OK result, or has fewer than two columns (then nothing is
  * added and errbuf, if not NULL, holds the reason).  Rows the lexicon
@@ -34,6 +44,8 @@
 int lexicon_add_keywords_pg(struct lexicon *lx, const PGresult *res,
     char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 int lexicon_add_places_pg(struct lexicon *lx, const PGresult *res,
+    char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+int lexicon_add_rayons_pg(struct lexicon *lx, const PGresult *res,
     char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -62,8 +62,8 @@ struct lex_entry {
 };
 
 struct lexicon {
-	struct lex_entry *kw, *pl;
-	size_t		 nkw, kwcap, npl, plcap;
+	struct lex_entry *kw, *pl, *ry;	/* keywords, places, rayons */
+	size_t		 nkw, kwcap, npl, plcap, nry, rycap;
 	char		 cat[CAT_MAX][32];
 	int		 ncat;
 };
@@ -94,6 +94,7 @@ lexicon_free(struct lexicon **lxp)
 		return;
 	entries_free(lx->kw, lx->nkw);
 	entries_free(lx->pl, lx->npl);
+	entries_free(lx->ry, lx->nry);
 	free(lx);
 	*lxp = NULL;
 }
@@ -108,6 +109,12 @@ size_t
 lexicon_nplaces(const struct lexicon *lx)
 {
 	return lx->npl;
+}
+
+size_t
+lexicon_nrayons(const struct lexicon *lx)
+{
+	return lx->nry;
 }
 
 /*
@@ -216,33 +223,99 @@ soate_valid(const char *s)
 	return i == 14;
 }
 
-bool
-lexicon_add_place(struct lexicon *lx, const char *soate, const char *alias)
+/* Add (soate, e) to a name list: one entry per skeleton, many codes. */
+static void
+names_add(struct lex_entry **arr, size_t *n, size_t *cap, const char *soate,
+    struct lex_entry *e)
 {
-	struct lex_entry e, *t = NULL;
+	struct lex_entry *t = NULL;
 
-	if (!soate_valid(soate) || !entry_init(&e, alias))
-		return false;
-	for (size_t i = 0; i < lx->npl && t == NULL; i++)
-		if (entry_same(&lx->pl[i], &e))
-			t = &lx->pl[i];
+	for (size_t i = 0; i < *n && t == NULL; i++)
+		if (entry_same(&(*arr)[i], e))
+			t = &(*arr)[i];
 	if (t != NULL) {
-		free(e.key);
-		free(e.joined);
+		free(e->key);
+		free(e->joined);
 	} else {
-		if (lx->npl == lx->plcap) {
-			lx->plcap = lx->plcap ? lx->plcap * 2 : 256;
-			lx->pl = xrealloc(lx->pl, lx->plcap * sizeof(*lx->pl));
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 256;
+			*arr = xrealloc(*arr, *cap * sizeof(**arr));
 		}
-		t = &lx->pl[lx->npl++];
-		*t = e;
+		t = &(*arr)[(*n)++];
+		*t = *e;
 	}
 	for (int i = 0; i < t->nsoate; i++)
 		if (strcmp(t->soate[i], soate) == 0)
-			return true;
+			return;
 	t->soate = xrealloc(t->soate, (size_t)(t->nsoate + 1) * sizeof(*t->soate));
 	memcpy(t->soate[t->nsoate++], soate, 15);
+}
+
+bool
+lexicon_add_place(struct lexicon *lx, const char *soate, const char *alias)
+{
+	struct lex_entry e;
+
+	if (!soate_valid(soate) || !entry_init(&e, alias))
+		return false;
+	names_add(&lx->pl, &lx->npl, &lx->plcap, soate, &e);
 	return true;
+}
+
+/* Words of a rayon's official name that are not part of the name. */
+static bool
+rayon_filler(const char *w)
+{
+	static const char *const fill[] = { "raion", "raionu", "Saari", "g",
+	    "gorod" };
+	for (size_t i = 0; i < sizeof(fill) / sizeof(fill[0]); i++)
+		if (strcmp(w, fill[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+lexicon_add_rayon(struct lexicon *lx, const char *soate, const char *name)
+{
+	struct lex_entry e;
+	char *copy = xstrdup(name), *p, *q;
+	bool ok = false;
+
+	/* "Ysyk-Köl (Issyk-Kul)": drop remarks in parentheses. */
+	while ((p = strchr(copy, '(')) != NULL) {
+		q = strchr(p, ')');
+		if (q == NULL)
+			*p = '\0';
+		else
+			memmove(p, q + 1, strlen(q + 1) + 1);
+	}
+	if (!soate_valid(soate) || !entry_init(&e, copy))
+		goto done;
+	/* "Сузак району" -> "сузак": keep the name words only. */
+	while (e.nw > 0 && rayon_filler(e.w[e.nw - 1]))
+		e.nw--;
+	while (e.nw > 0 && rayon_filler(e.w[0])) {
+		memmove(e.w, e.w + 1, (size_t)(e.nw - 1) * sizeof(e.w[0]));
+		memmove(e.wl, e.wl + 1, (size_t)(e.nw - 1) * sizeof(e.wl[0]));
+		e.nw--;
+	}
+	if (e.nw == 0) {
+		free(e.key);
+		free(e.joined);
+		goto done;
+	}
+	free(e.joined);
+	e.joined = NULL;
+	e.score = 0;
+	for (int i = 0; i < e.nw; i++)
+		e.score += e.wl[i];
+	e.adj = e.wl[e.nw - 1] >= 6 &&
+	    strcmp(e.w[e.nw - 1] + e.wl[e.nw - 1] - 4, "skii") == 0;
+	names_add(&lx->ry, &lx->nry, &lx->rycap, soate, &e);
+	ok = true;
+done:
+	free(copy);
+	return ok;
 }
 
 /* ---- word matching ---------------------------------------------------- */
@@ -543,7 +616,17 @@ detect_lang(const struct fold_text *ft)
 struct place_match {
 	const struct lex_entry *e;
 	size_t		 score;
+	size_t		 i, nw;		/* text words taken */
+	bool		 drop;		/* read as a rayon, not a municipality */
 };
+
+struct rayon_match {
+	const char	*rayon;		/* 14-digit rayon code */
+	size_t		 i, nw;
+	bool		 explicit_;	/* followed by "район"/"району" */
+};
+
+#define PLACE_MATCH_MAX	64	/* a message names a few places */
 
 static void
 add_candidate(struct norm_result *out, const char *soate)
@@ -555,30 +638,43 @@ add_candidate(struct norm_result *out, const char *soate)
 		memcpy(out->candidates[out->ncandidates++], soate, 15);
 }
 
-/* True when some unambiguous match other than pm[self] lies in rayon. */
+static bool
+same_rayon(const char *a, const char *b)
+{
+	return memcmp(a, b, 8) == 0;
+}
+
+/*
+ * True when the text names the rayon of soate: a rayon name, or another
+ * unambiguous municipality (not pm[self]) of that rayon.
+ */
 static bool
 rayon_named(const struct place_match *pm, size_t npm, size_t self,
-    const char *soate)
+    const struct rayon_match *rm, size_t nrm, const char *soate)
 {
+	for (size_t r = 0; r < nrm; r++)
+		if (same_rayon(rm[r].rayon, soate))
+			return true;
 	for (size_t m = 0; m < npm; m++) {
 		const char *o = pm[m].e->soate[0];
-		if (m == self || pm[m].e->nsoate != 1 || pm[m].e == pm[self].e)
+		if (m == self || pm[m].drop || pm[m].e->nsoate != 1 ||
+		    pm[m].e == pm[self].e)
 			continue;
-		if (memcmp(o, soate, 8) == 0 && strcmp(o, soate) != 0)
+		if (same_rayon(o, soate) && strcmp(o, soate) != 0)
 			return true;
 	}
 	return false;
 }
 
 /*
- * A shared name qualified by another, unambiguous place of the same rayon
- * ("Кызыл-Туу, Сузак району", "Арал Ноокен") means the namesake in that
- * rayon: the shared name is the village, the other one the qualifier.
- * Returns true and sets out when exactly one such reading exists.
+ * A shared name qualified by its rayon ("Кызыл-Туу, Сузак району",
+ * "Кызыл-Туу Аксыйского района") or by another, unambiguous place of the
+ * same rayon ("Арал Ноокен") means the namesake in that rayon.  Returns
+ * true and sets out when exactly one such reading exists.
  */
 static bool
 qualified_place(const struct place_match *pm, size_t npm,
-    struct norm_result *out)
+    const struct rayon_match *rm, size_t nrm, struct norm_result *out)
 {
 	const char *pick = NULL;
 	size_t pick_score = 0;
@@ -586,10 +682,10 @@ qualified_place(const struct place_match *pm, size_t npm,
 	for (size_t m = 0; m < npm; m++) {
 		const char *hit = NULL;
 		int nhit = 0;
-		if (pm[m].e->nsoate < 2)
+		if (pm[m].drop || pm[m].e->nsoate < 2)
 			continue;
 		for (int s = 0; s < pm[m].e->nsoate; s++)
-			if (rayon_named(pm, npm, m, pm[m].e->soate[s])) {
+			if (rayon_named(pm, npm, m, rm, nrm, pm[m].e->soate[s])) {
 				hit = pm[m].e->soate[s];
 				nhit++;
 			}
@@ -610,37 +706,82 @@ qualified_place(const struct place_match *pm, size_t npm,
 	return true;
 }
 
+/*
+ * A municipality named like its rayon (Сузак, Ноокен, Базар-Коргон) is
+ * read as the rayon when the text says "району"/"района" after it, or
+ * names another municipality of that rayon ("Базар-Коргон району,
+ * Арстанбап" is Arstanbap).  Sets pm[].drop.
+ */
+static void
+drop_rayon_readings(struct place_match *pm, size_t npm,
+    const struct rayon_match *rm, size_t nrm)
+{
+	for (size_t r = 0; r < nrm; r++) {
+		bool other = false;
+
+		for (size_t m = 0; m < npm && !other; m++)
+			other = !(pm[m].i >= rm[r].i &&
+			    pm[m].i < rm[r].i + rm[r].nw) &&
+			    pm[m].e->nsoate >= 1 &&
+			    same_rayon(pm[m].e->soate[0], rm[r].rayon);
+		for (size_t m = 0; m < npm; m++)
+			if (pm[m].i >= rm[r].i && pm[m].i < rm[r].i + rm[r].nw &&
+			    (rm[r].explicit_ || other))
+				pm[m].drop = true;
+	}
+}
+
 static void
 find_places(const struct lexicon *lx, const struct fold_text *ft, bool *used,
     struct norm_result *out)
 {
-	struct place_match pm[64];	/* a message names a few places */
-	size_t npm = 0, best = 0;
+	struct place_match pm[PLACE_MATCH_MAX];
+	struct rayon_match rm[PLACE_MATCH_MAX];
+	size_t npm = 0, nrm = 0, best = 0;
 
 	for (size_t i = 0; i < ft->nw; i++) {
-		for (size_t k = 0; k < lx->npl; k++) {
+		/* "айыл кеңеши", "айыл өкмөтү": village council, not Kengesh */
+		if (i > 0 && strcmp(ft->w[i - 1].s, "aiil") == 0)
+			continue;
+		for (size_t k = 0; k < lx->npl && npm < PLACE_MATCH_MAX; k++) {
 			size_t nw, s = entry_match(&lx->pl[k], ft, i, NULL,
 			    TYPO_MIN_PLACE, &nw);
 			if (s == 0)
 				continue;
-			if (npm < sizeof(pm) / sizeof(pm[0])) {
-				pm[npm].e = &lx->pl[k];
-				pm[npm].score = s;
-				npm++;
+			pm[npm] = (struct place_match){ &lx->pl[k], s, i, nw,
+			    false };
+			npm++;
+			for (size_t j = 0; j < nw; j++)
+				used[i + j] = true;
+		}
+		for (size_t k = 0; k < lx->nry && nrm < PLACE_MATCH_MAX; k++) {
+			size_t nw, s = entry_match(&lx->ry[k], ft, i, NULL,
+			    TYPO_MIN_PLACE, &nw);
+			if (s == 0)
+				continue;
+			for (int r = 0; r < lx->ry[k].nsoate &&
+			    nrm < PLACE_MATCH_MAX; r++) {
+				rm[nrm] = (struct rayon_match){
+				    lx->ry[k].soate[r], i, nw,
+				    i + nw < ft->nw &&
+				    strncmp(ft->w[i + nw].s, "raion", 5) == 0 };
+				nrm++;
 			}
-			if (s > best)
-				best = s;
 			for (size_t j = 0; j < nw; j++)
 				used[i + j] = true;
 		}
 	}
 	if (out->soate[0] != '\0')
 		return;		/* an explicit code was given */
-	if (qualified_place(pm, npm, out))
+	drop_rayon_readings(pm, npm, rm, nrm);
+	if (qualified_place(pm, npm, rm, nrm, out))
 		return;
 	/* Otherwise the longest name; equally long names are all candidates. */
 	for (size_t m = 0; m < npm; m++)
-		if (pm[m].score == best)
+		if (!pm[m].drop && pm[m].score > best)
+			best = pm[m].score;
+	for (size_t m = 0; m < npm; m++)
+		if (!pm[m].drop && pm[m].score == best)
 			for (int s = 0; s < pm[m].e->nsoate; s++)
 				add_candidate(out, pm[m].e->soate[s]);
 	if (out->ncandidates == 1)

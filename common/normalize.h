@@ -33,9 +33,20 @@ bool lexicon_add_keyword(struct lexicon *lx, const char *category,
  */
 bool lexicon_add_place(struct lexicon *lx, const char *soate,
     const char *alias);
-/* Distinct folded keywords and place names held (for logging). */
+/*
+ * Optional: add a name of a rayon (district), as stored in rayon.name_ky,
+ * name_ru or name_latin ("Сузак району", "Сузакский район", "Suzak");
+ * "району", "район", "шаары", "г." and "(...)" are dropped.  Rayon names
+ * are never a result: they qualify a municipality name that repeats
+ * ("Кызыл-Туу, Сузак району") and tell a rayon from the municipality of
+ * the same name.  Returns false (nothing added) for an unusable name.
+ */
+bool lexicon_add_rayon(struct lexicon *lx, const char *soate,
+    const char *name);
+/* Distinct folded keywords, place names, rayon names held (for logging). */
 size_t lexicon_nkeywords(const struct lexicon *lx);
 size_t lexicon_nplaces(const struct lexicon *lx);
+size_t lexicon_nrayons(const struct lexicon *lx);
 
 enum norm_lang {
 	NORM_LANG_UNKNOWN = 0,

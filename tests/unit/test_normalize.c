@@ -28,6 +28,7 @@
 
 #define KEYWORDS_CSV	"../../sql/data/keywords.csv"
 #define AIMAKS_CSV	"../../sql/data/aiyl_aimaks.csv"
+#define RAYONS_CSV	"../../sql/data/rayons.csv"
 
 static struct lexicon *lex;
 
@@ -106,8 +107,25 @@ load_reference(void)
 	}
 	assert_int_equal(rc, 0);
 	fclose(fp);
-	csv_row_free(&row);
 	assert_true(n > 100);
+
+	/* rayons.csv: oblast,rayon_ky,rayon_ru,rayon_latin,soate; no cities */
+	fp = fopen(RAYONS_CSV, "r");
+	assert_non_null(fp);
+	n = 0;
+	while ((rc = csv_read(fp, &row)) == 1) {
+		if (strcmp(row.field[0], "oblast") == 0 || row.nfields < 5 ||
+		    strncmp(row.field[2], "г.", strlen("г.")) == 0)
+			continue;
+		for (int i = 1; i <= 3; i++)
+			assert_true(lexicon_add_rayon(lx, row.field[4],
+			    row.field[i]));
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	fclose(fp);
+	csv_row_free(&row);
+	assert_true(n >= 10);
 	return lx;
 }
 
@@ -251,9 +269,12 @@ test_real_db(void **state)
 	res = db_query(conn, LEXICON_SQL_PLACES);
 	assert_true(lexicon_add_places_pg(lx, res, err, sizeof(err)) > 200);
 	PQclear(res);
+	res = db_query(conn, LEXICON_SQL_RAYONS);
+	assert_true(lexicon_add_rayons_pg(lx, res, err, sizeof(err)) >= 30);
+	PQclear(res);
 	PQfinish(conn);
-	printf("real database: %zu keywords, %zu places\n",
-	    lexicon_nkeywords(lx), lexicon_nplaces(lx));
+	printf("real database: %zu keywords, %zu places, %zu rayon names\n",
+	    lexicon_nkeywords(lx), lexicon_nplaces(lx), lexicon_nrayons(lx));
 	if (retired != NULL) {
 		static const char *const names[] = { "Сузак", "Suzak",
 		    "Сузакский айылный аймак" };
