@@ -299,7 +299,6 @@ BEGIN
                         j.created_at);
                 DELETE FROM job WHERE id = j.id;
                 dead := dead + 1;
-                RAISE WARNING 'route job % dead after % attempts: %', j.id, j.attempts + 1, v_err;
             ELSE
                 -- base * 2^attempts, capped, times 0.75..1.25.
                 v_delay := least(v_base * power(2, least(j.attempts, 30)), v_cap)
