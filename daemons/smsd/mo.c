@@ -449,6 +449,32 @@ mo_ids(struct sreq *r, struct mo_msg *m, const char *prefix, const char *from,
 	return 0;
 }
 
+/*
+ * The url-decoded value of key in query, with its length: a text in
+ * UCS-2 or a UDH holds NUL bytes, which evhttp_parse_query_str cannot
+ * return.  NULL when absent.
+ */
+static char *
+query_raw(const char *query, const char *key, size_t *len)
+{
+	size_t kl = strlen(key);
+	const char *p = query;
+
+	while (p && *p) {
+		size_t n = strcspn(p, "&");
+		if (n > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			char *enc = xstrndup(p + kl + 1, n - kl - 1);
+			char *dec = evhttp_uridecode(enc, 1, len);
+			free(enc);
+			return dec;
+		}
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	return NULL;
+}
+
 void
 mo_kannel(struct sreq *r)
 {
@@ -459,6 +485,7 @@ mo_kannel(struct sreq *r)
 	const char *from, *to, *id, *smsc, *tim, *charset, *udh, *ct;
 	char csbuf[40];	/* a charset name from Content-Type */
 	bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+	char *udhraw = NULL;
 	size_t udhlen;
 	int coding;
 
@@ -493,34 +520,20 @@ mo_kannel(struct sreq *r)
 	m->receiver = xstrdup(to);
 	if (post)
 		m->raw = http_body(req, &m->rawlen);
-	else {
-		/*
-		 * evhttp_parse_query_str decoded %XX; the text may hold NUL
-		 * bytes (UCS-2), so decode it again ourselves with a length.
-		 */
-		const char *t = strstr(query ? query : "", "text=");
-		const char *p = query;
-		size_t tl;
-		m->raw = NULL;
-		/* find "text=" at a parameter boundary */
-		while (t && t != p && t[-1] != '&')
-			t = strstr(t + 1, "text=");
-		if (t) {
-			tl = strcspn(t + 5, "&");
-			char *enc = xstrndup(t + 5, tl);
-			m->raw = evhttp_uridecode(enc, 1, &m->rawlen);
-			free(enc);
-		}
-		if (m->raw == NULL) {
-			m->raw = xstrdup("");
-			m->rawlen = 0;
-		}
+	else if ((m->raw = query_raw(query, "text", &m->rawlen)) == NULL) {
+		m->raw = xstrdup("");
+		m->rawlen = 0;
 	}
-	udhlen = strlen(udh);
+	/* The UDH holds NUL bytes (IEI 00): decode it with its length. */
+	if ((udhraw = query_raw(query, "udh", &udhlen)) != NULL)
+		udh = udhraw;
+	else
+		udhlen = strlen(udh);
 	if (udhlen && parse_udh(udh, udhlen, &m->ref, &m->total, &m->seq))
 		m->concat = true;
 	m->meta = meta_text("kannel", smsc, tim, coding, charset,
 	    udh, udhlen);
+	free(udhraw);
 	evhttp_clear_headers(&q);
 	mo_validate(r, m, charset, coding);
 	return;
