@@ -31,6 +31,7 @@ struct apid_cfg {
 	int			 http_max_body;	/* bytes; larger bodies: 413 */
 	int			 http_timeout;	/* seconds per connection */
 	char			*api_token;	/* staff Bearer token; "" = off */
+	char			*open311_api_key; /* POST requests.json; "" = off */
 	int			 api_default_limit;
 	int			 api_max_limit;
 };
@@ -64,6 +65,8 @@ struct apreq {
 #define APID_TICKET_MAX		32	/* ticket text in a path */
 #define APID_QUERY_MAX		64	/* municipality search text, chars */
 #define APID_REASON_MAX		500	/* reject reason / note, chars */
+#define APID_DESC_MAX		1000	/* description of a new request */
+#define APID_IDEM_MAX		128	/* client idempotency key, bytes */
 
 /* http.c */
 int	 http_start(struct apid *a) __attribute__((warn_unused_result));
@@ -110,6 +113,7 @@ void	 open311_requests(struct apid *a, struct evhttp_request *req,
 	    const struct evkeyvalq *q);
 void	 open311_request(struct apid *a, struct evhttp_request *req,
 	    const char *ticket);
+void	 open311_submit(struct apid *a, struct evhttp_request *req);
 void	 open311_error(struct evhttp_request *req, int code,
 	    const char *desc);
 

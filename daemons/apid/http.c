@@ -471,7 +471,10 @@ route(struct apid *a, struct evhttp_request *req,
 			return;
 		}
 		if (n == 3 && SEG(2, "requests.json")) {
-			if (method_is(req, EVHTTP_REQ_GET, "GET"))
+			if (evhttp_request_get_command(req) ==
+			    EVHTTP_REQ_POST)
+				open311_submit(a, req);
+			else if (method_is(req, EVHTTP_REQ_GET, "GET, POST"))
 				open311_requests(a, req, q);
 			return;
 		}

@@ -25,6 +25,10 @@ static const struct cfg_opt apid_opts[] = {
 	{ "api.token", CFG_STR, offsetof(struct apid_cfg, api_token), 0, "",
 	  0, 256, CFG_RELOAD,
 	  "Bearer token for staff actions (ack/done/reject); empty disables" },
+	{ "open311.api_key", CFG_STR,
+	  offsetof(struct apid_cfg, open311_api_key), 0, "", 0, 256,
+	  CFG_RELOAD, "api_key of Open311 clients that may POST requests; "
+	  "empty disables" },
 	{ "api.default_limit", CFG_INT,
 	  offsetof(struct apid_cfg, api_default_limit), 50, NULL, 1, 1000,
 	  CFG_RELOAD, "page size when the client gives no limit" },
@@ -68,6 +72,10 @@ static const char help[] =
 "     GET  /api/v1/providers/ID/scorecard     provider performance\n"
 "     GET  /open311/v2/services.json          Open311 GeoReport v2\n"
 "     GET  /open311/v2/requests.json\n"
+"     POST /open311/v2/requests.json          new complaint (form: api_key,\n"
+"                                             service_code, description,\n"
+"                                             address_id or lat/long, phone;\n"
+"                                             Idempotency-Key header)\n"
 "     GET  /open311/v2/requests/TICKET.json\n"
 "\n"
 "SIGNALS\n"

@@ -4,14 +4,25 @@
  * requests/{ticket}.json.  service_request_id is the aryz ticket; aryz
  * statuses map to open/closed by aryz_open311_status() (0050_api.sql).
  * Errors of this part use the GeoReport shape [{"code":..,"description":..}].
+ * POST requests.json creates a complaint through aryz_submit_complaint()
+ * (channel 'api'), idempotent on the client's Idempotency-Key.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "apid.h"
 #include "log.h"
+#include "phone.h"
+#include "utf8.h"
+#include "xmalloc.h"
 
 #define O311_IDS_MAX	50	/* tickets in one service_request_id list */
 #define O311_IDS_BUF	(O311_IDS_MAX * (APID_TICKET_MAX + 1) + 3)
@@ -70,6 +81,13 @@ open311_prepare(struct pgconn *db)
 	    " 'municipal services' AS \"group\""
 	    " FROM service_category s ORDER BY s.sort, s.code");
 	pgconn_prepare(db, "o311_requests", requests_sql);
+	pgconn_prepare(db, "o311_submit",
+	    /* No row when the service code is unknown: nothing is written. */
+	    "SELECT s.ticket, s.duplicate FROM service_category c,"
+	    " LATERAL aryz_submit_complaint('api', $1, $2,"
+	    "  '/open311/v2/requests.json', $3::bytea, $4, $5::jsonb, $6, $7,"
+	    "  c.code, NULL, $4, $9::float8, $10::float8) s"
+	    " WHERE c.code = $8");
 }
 
 void
@@ -253,4 +271,231 @@ open311_request(struct apid *a, struct evhttp_request *req,
 	r->kind = 1;
 	if (http_query(r, "o311_requests", 7, vals, requests_done) < 0)
 		return;
+}
+
+/* ---- POST /open311/v2/requests.json ---- */
+
+static void
+submit_done(PGresult *res, void *arg)
+{
+	struct apreq *r = arg;
+	bool dup;
+
+	if (!http_result_ok(r, res))
+		goto done;
+	if (PQntuples(res) == 0) {
+		open311_error(r->req, 400, "unknown service_code (see "
+		    "services.json)");
+		goto done;
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		/* The key was used by a message that made no complaint. */
+		open311_error(r->req, 409, "idempotency key already used");
+		goto done;
+	}
+	dup = PQgetvalue(res, 0, 1)[0] == 't';
+	log_info("open311 request %s %s", PQgetvalue(res, 0, 0),
+	    dup ? "replayed (duplicate key)" : "accepted");
+	reply_json(r->req, dup ? 200 : 201, json_pack("[{s:s, s:s, s:n}]",
+	    "service_request_id", PQgetvalue(res, 0, 0), "service_notice",
+	    "Registered; the ticket number identifies it.", "account_id"));
+done:
+	req_free(&r);
+}
+
+/* A coordinate: strict decimal in [-lim, lim]. */
+static int
+parse_coord(const char *s, double lim, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 32 ||
+	    strspn(s, "+-0123456789.") != strlen(s))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !isfinite(v) || v < -lim || v > lim)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Printable ASCII without spaces, 1..APID_IDEM_MAX bytes. */
+static bool
+valid_idem(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > APID_IDEM_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+/* Constant-time equality of two NUL-terminated strings. */
+static bool
+key_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+
+	for (size_t i = 0; i < la && lb > 0; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % lb];
+	return diff == 0 && lb > 0;
+}
+
+/* body as "\x..." hex, the text form of bytea. */
+static char *
+bytea_hex(const unsigned char *b, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *out = xmalloc(2 * n + 3), *p = out;
+
+	*p++ = '\\';
+	*p++ = 'x';
+	for (size_t i = 0; i < n; i++) {
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = '\0';
+	return out;
+}
+
+void
+open311_submit(struct apid *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *ctype = evhttp_find_header(hdrs, "Content-Type");
+	const char *key, *idem, *code, *desc, *soate, *phone, *slat, *slon;
+	const char *addr;
+	size_t len = evbuffer_get_length(in);
+	char *body = NULL, *raw = NULL, *meta = NULL;
+	char idembuf[APID_IDEM_MAX + 16], e164[PHONE_E164_MAX];
+	char latbuf[40], lonbuf[40];	/* "%.17g" of a double */
+	double lat = 0, lon = 0;
+	bool has_geo = false;
+	const char *vals[10];
+	struct evkeyvalq f;
+	struct apreq *r;
+	json_t *m;
+
+	TAILQ_INIT(&f);
+	if (ctype == NULL || strncasecmp(ctype,
+	    "application/x-www-form-urlencoded", 33) != 0) {
+		open311_error(req, 400, "POST requests.json takes an "
+		    "application/x-www-form-urlencoded body");
+		goto done;
+	}
+	body = xmalloc(len + 1);
+	if (evbuffer_copyout(in, body, len) != (ev_ssize_t)len)
+		fatalx("evbuffer_copyout");
+	body[len] = '\0';
+	if (strlen(body) != len || evhttp_parse_query_str(body, &f) < 0) {
+		open311_error(req, 400, "malformed form body");
+		goto done;
+	}
+	key = evhttp_find_header(&f, "api_key");
+	if (a->cfg->open311_api_key[0] == '\0') {
+		open311_error(req, 403, "creating requests is disabled "
+		    "(open311.api_key is not set)");
+		goto done;
+	}
+	if (key == NULL || !key_equal(key, a->cfg->open311_api_key)) {
+		open311_error(req, 403, "missing or wrong api_key");
+		goto done;
+	}
+	if ((idem = evhttp_find_header(hdrs, "Idempotency-Key")) == NULL)
+		idem = evhttp_find_header(&f, "idempotency_key");
+	if (idem == NULL || !valid_idem(idem)) {
+		open311_error(req, 400, "an Idempotency-Key header (or "
+		    "idempotency_key field) of 1 to 128 printable characters "
+		    "is required, so that a retry cannot create a second "
+		    "complaint");
+		goto done;
+	}
+	code = evhttp_find_header(&f, "service_code");
+	if (code == NULL || *code == '\0' || strlen(code) > 32 ||
+	    strspn(code, "abcdefghijklmnopqrstuvwxyz_") != strlen(code)) {
+		open311_error(req, 400, "service_code is required (see "
+		    "services.json)");
+		goto done;
+	}
+	desc = evhttp_find_header(&f, "description");
+	if (desc == NULL || *desc == '\0' ||
+	    !utf8_valid(desc, strlen(desc), NULL) ||
+	    utf8_count(desc, strlen(desc)) > APID_DESC_MAX) {
+		open311_error(req, 400, "description is required: UTF-8 text "
+		    "of at most 1000 characters");
+		goto done;
+	}
+	soate = evhttp_find_header(&f, "address_id");
+	if (soate != NULL && !http_valid_soate(soate)) {
+		open311_error(req, 400, "address_id must be the 14-digit "
+		    "SOATE code of the municipality");
+		goto done;
+	}
+	slat = evhttp_find_header(&f, "lat");
+	slon = evhttp_find_header(&f, "long");
+	if (slat != NULL || slon != NULL) {
+		if (parse_coord(slat, 90, &lat) < 0 ||
+		    parse_coord(slon, 180, &lon) < 0) {
+			open311_error(req, 400, "lat and long must be decimal "
+			    "degrees, both given");
+			goto done;
+		}
+		has_geo = true;
+	}
+	if (soate == NULL && !has_geo) {
+		open311_error(req, 400, "a location is required: address_id "
+		    "(SOATE) or lat and long");
+		goto done;
+	}
+	phone = evhttp_find_header(&f, "phone");
+	if (phone != NULL && *phone != '\0' &&
+	    phone_normalize(phone, e164, sizeof(e164)) < 0) {
+		open311_error(req, 400, "phone is not a phone number");
+		goto done;
+	}
+	addr = evhttp_find_header(&f, "address_string");
+	if (addr != NULL && (!utf8_valid(addr, strlen(addr), NULL) ||
+	    utf8_count(addr, strlen(addr)) > 200)) {
+		open311_error(req, 400, "address_string must be UTF-8 of at "
+		    "most 200 characters");
+		goto done;
+	}
+
+	snprintf(idembuf, sizeof(idembuf), "open311:%s", idem);
+	raw = bytea_hex((const unsigned char *)body, len);
+	m = json_pack("{s:s}", "via", "open311");
+	if (addr != NULL)
+		json_object_set_new(m, "address_string", json_string(addr));
+	meta = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	if (meta == NULL)
+		fatalx("out of memory");
+	snprintf(latbuf, sizeof(latbuf), "%.17g", lat);
+	snprintf(lonbuf, sizeof(lonbuf), "%.17g", lon);
+	vals[0] = idembuf;
+	vals[1] = (phone && *phone) ? e164 : "open311";
+	vals[2] = raw;
+	vals[3] = desc;
+	vals[4] = meta;
+	vals[5] = (phone && *phone) ? e164 : NULL;
+	vals[6] = soate;
+	vals[7] = code;
+	vals[8] = has_geo ? latbuf : NULL;
+	vals[9] = has_geo ? lonbuf : NULL;
+	r = req_new(a, req, "open311 submit");
+	r->open311 = true;
+	if (http_query(r, "o311_submit", 10, vals, submit_done) < 0)
+		goto done;
+done:
+	evhttp_clear_headers(&f);
+	free(meta);
+	free(raw);
+	free(body);
 }

@@ -1,6 +1,6 @@
 """aryz-apid Open311 GeoReport v2 read side: services.json, requests.json
 (search, filters, status mapping) and requests/{ticket}.json."""
-from harness import http
+from harness import http, wait_for
 from apid_helpers import AK_BULUNG, SUZAK, TOKEN, routed, start_apid, submit
 
 REQUEST_KEYS = {"service_request_id", "status", "status_notes", "service_name",
@@ -91,3 +91,99 @@ def test_request_search_filters(db, daemons):
         st, body = api.get_json("/open311/v2/requests.json" + q)
         assert st == 400 and body[0]["code"] == 400, (q, body)
     assert api.get("/health")[0] == 200
+
+
+def _post(api, fields, key="idem-1", ctype="application/x-www-form-urlencoded"):
+    from urllib.parse import urlencode
+    h = {"Content-Type": ctype}
+    if key is not None:
+        h["Idempotency-Key"] = key
+    return http("POST", api.base + "/open311/v2/requests.json",
+                urlencode(fields).encode(), h)
+
+
+def test_post_request_creates_one_complaint(servers, db, daemons):
+    import json
+    api = start_apid(daemons, db, extra='open311: { api_key = "k-311"; };\n')
+    fields = {"api_key": "k-311", "service_code": "lighting",
+              "description": "Фонарь не горит <b>3 күн</b>", "address_id": SUZAK,
+              "lat": "40.9512", "long": "72.9", "phone": "0555 12 34 56",
+              "address_string": "Lenin 5"}
+    st, _, raw = _post(api, fields)
+    assert st == 201, raw
+    body = json.loads(raw)
+    ticket = body[0]["service_request_id"]
+    c = db.one("SELECT c.channel, c.category_code, c.municipality_soate, c.description, "
+               "c.geo_lat, c.geo_lon, c.status, r.phone, m.raw, m.idem_key, m.meta "
+               "FROM complaint c JOIN resident r ON r.id = c.resident_id "
+               "JOIN inbound_message m ON m.id = c.inbound_id WHERE c.ticket = %s", (ticket,))
+    assert c["channel"] == "api" and c["category_code"] == "lighting"
+    assert c["municipality_soate"] == SUZAK and c["status"] == "received"
+    assert c["description"] == "Фонарь не горит <b>3 күн</b>"
+    assert c["geo_lat"] == 40.9512 and c["geo_lon"] == 72.9
+    assert c["phone"] == "+996555123456" and c["idem_key"] == "open311:idem-1"
+    assert c["meta"] == {"via": "open311", "address_string": "Lenin 5"}
+    assert b"service_code=lighting" in bytes(c["raw"])
+    assert db.scalar("SELECT count(*) FROM job WHERE kind = 'route'") == 1
+    # The same key again: the same ticket, nothing new written.
+    st, _, raw = _post(api, fields)
+    assert st == 200 and json.loads(raw)[0]["service_request_id"] == ticket
+    assert db.scalar("SELECT count(*) FROM complaint") == 1
+    # Readable through the GET side at once.
+    st, got = api.get_json("/open311/v2/requests/%s.json" % ticket)
+    assert got[0]["service_code"] == "lighting" and got[0]["status"] == "open"
+
+    # Database down: 503, nothing half-written; the retry after it is back
+    # creates exactly one complaint.
+    other = dict(fields, description="second")
+    servers.pg_stop()
+    try:
+        wait_for(lambda: api.get("/health")[0] == 503, what="db down")
+        st, _, raw = _post(api, other, key="idem-2")
+        assert st == 503 and json.loads(raw)[0]["code"] == 503
+    finally:
+        servers.pg_start()
+    wait_for(lambda: api.get("/health")[0] == 200, timeout=30, what="db up")
+    st, _, raw = _post(api, other, key="idem-2")
+    assert st == 201
+    assert db.scalar("SELECT count(*) FROM complaint WHERE description = 'second'") == 1
+
+
+def test_post_request_bad_input(db, daemons):
+    api = start_apid(daemons, db, extra='open311: { api_key = "k-311"; };\n')
+    good = {"api_key": "k-311", "service_code": "waste", "description": "musor",
+            "address_id": SUZAK}
+    cases = [
+        (dict(good, api_key="nope"), "idem", 403, "api_key"),
+        ({k: v for k, v in good.items() if k != "api_key"}, "idem", 403, "api_key"),
+        (good, None, 400, "Idempotency-Key"),
+        (good, "has space", 400, "Idempotency-Key"),
+        (dict(good, service_code="parking"), "idem", 400, "unknown service_code"),
+        (dict(good, service_code="Waste!"), "idem", 400, "service_code"),
+        (dict(good, description=""), "idem", 400, "description"),
+        (dict(good, description="x" * 1001), "idem", 400, "description"),
+        ({k: v for k, v in good.items() if k != "address_id"}, "idem", 400, "location"),
+        (dict(good, address_id="123"), "idem", 400, "SOATE"),
+        (dict(good, lat="91", long="72"), "idem", 400, "lat"),
+        (dict(good, lat="40.1"), "idem", 400, "lat"),
+        (dict(good, lat="nan", long="1"), "idem", 400, "lat"),
+        (dict(good, phone="hello"), "idem", 400, "phone"),
+    ]
+    for fields, key, code, word in cases:
+        st, _, raw = _post(api, fields, key=key)
+        assert st == code, (fields, key, st, raw)
+        assert word in raw.decode(), (fields, raw)
+    st, _, raw = _post(api, good, ctype="application/json")
+    assert st == 400 and b"form" in raw
+    assert db.scalar("SELECT count(*) FROM complaint") == 0
+    assert db.scalar("SELECT count(*) FROM inbound_message") == 0
+    # idempotency_key may also come as a field.
+    st, _, raw = _post(api, dict(good, idempotency_key="f-1"), key=None)
+    assert st == 201, raw
+
+
+def test_post_request_disabled_without_api_key(db, daemons):
+    api = start_apid(daemons, db)
+    st, _, raw = _post(api, {"api_key": "", "service_code": "waste",
+                             "description": "x", "address_id": SUZAK})
+    assert st == 403 and b"open311.api_key" in raw
