@@ -563,6 +563,18 @@ static struct verb verbs[] = {
 	{ "нет", CMD_REOPEN, NULL },
 };
 
+/*
+ * Words that do not stop a short reply from being a command: thanks
+ * ("OK 4821 рахмат") and rating units ("5 баллов", "4 жылдыз").  Matched
+ * as word prefixes of their skeleton.
+ */
+static struct verb fillers[] = {
+	{ "рахмат", CMD_NONE, NULL }, { "спасибо", CMD_NONE, NULL },
+	{ "спс", CMD_NONE, NULL }, { "thanks", CMD_NONE, NULL },
+	{ "thank", CMD_NONE, NULL }, { "балл", CMD_NONE, NULL },
+	{ "звезд", CMD_NONE, NULL }, { "жылдыз", CMD_NONE, NULL },
+};
+
 static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 /* Fold the built-in word lists once (the fold may change, the lists not). */
@@ -575,6 +587,18 @@ fold_tables(void)
 	}
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		verbs[i].key = fold_key(verbs[i].src);
+	for (size_t i = 0; i < sizeof(fillers) / sizeof(fillers[0]); i++)
+		fillers[i].key = fold_key(fillers[i].src);
+}
+
+static bool
+is_filler(const struct fold_word *w)
+{
+	for (size_t i = 0; i < sizeof(fillers) / sizeof(fillers[0]); i++)
+		if (!w->digits && strncmp(w->s, fillers[i].key,
+		    strlen(fillers[i].key)) == 0)
+			return true;
+	return false;
 }
 
 static enum norm_lang
@@ -862,8 +886,8 @@ norm_lang_code(enum norm_lang lang)
 /*
  * A command is the whole message: a verb (one or two words), optionally
  * followed or preceded by one ticket number; or a lone digit.  Anything
- * else ("нет воды 3 дня") is a complaint.  Punctuation and emoji do not
- * count as words.
+ * else ("нет воды 3 дня") is a complaint.  Punctuation, emoji, thanks and
+ * rating units ("5 баллов") do not count as words.
  */
 bool
 command_parse(const char *text, size_t len, struct command *out)
@@ -880,8 +904,12 @@ command_parse(const char *text, size_t len, struct command *out)
 	if (len > 256)
 		goto done;	/* a command is short; this is a complaint */
 	fold_text(&ft, text, len);
+	/* Drop thanks and rating units, keeping the other words in order. */
+	nw = 0;
+	for (size_t i = 0; i < ft.nw; i++)
+		if (!is_filler(&ft.w[i]))
+			ft.w[nw++] = ft.w[i];
 	w = ft.w;
-	nw = ft.nw;
 	if (nw == 0 || nw > 3)
 		goto done;
 	if (nw == 1 && w[0].digits && w[0].len == 1) {

@@ -495,6 +495,82 @@ test_pg_loader(void **state)
 	lexicon_free(&lx);
 }
 
+static bool
+all_digits(const char *s, size_t want)
+{
+	size_t n = strlen(s);
+
+	if (want != 0 && n != want)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Random texts built from fragments residents and broken phones produce
+ * (Kyrgyz letters, digits, emoji, stray UTF-8 bytes, NUL) must keep every
+ * output invariant; run under ASan/UBSan this is a small fuzz smoke test.
+ */
+static void
+test_fuzz(void **state)
+{
+	static const char *const frag[] = {
+		"суу", "жок", "ТАШТАНДЫ", "ң", "ө", "ү", "Ө", "8", "q", "v",
+		"4821", "41703220856000", "4170322085600", " ", "-", "№", "#",
+		"ok", "OK", "нет", "0", "5", "😡", "🗑️", "\xe2\x80", "\xff",
+		"\xc3\xa9", "Кызыл-Туу", "Aral", "сузакском", "ий", "ё",
+		"\xf0\x9f", "zh", "dzh", "sh", "a\xcc\x88", "\0", "ＯＫ",
+		"района", "айыл", "skii", "8ch8", "'",
+	};
+	unsigned seed = 12345;
+	char buf[512];		/* fragments are short; 40 of them fit */
+
+	(void)state;
+	for (int iter = 0; iter < 20000; iter++) {
+		struct norm_result r;
+		struct command c;
+		size_t len = 0;
+		int nfrag;
+
+		seed = seed * 1103515245u + 12345u;
+		nfrag = (int)(seed >> 16) % 40;
+		for (int k = 0; k < nfrag; k++) {
+			const char *f;
+			size_t fl;
+			seed = seed * 1103515245u + 12345u;
+			f = frag[(seed >> 16) % (sizeof(frag) / sizeof(frag[0]))];
+			fl = f[0] == '\0' ? 1 : strlen(f);
+			if (len + fl > sizeof(buf))
+				break;
+			memcpy(buf + len, f, fl);
+			len += fl;
+		}
+		normalize_text(lex, buf, len, &r);
+		assert_true(r.category[0] == '\0' ||
+		    strcmp(r.category, "waste") == 0 ||
+		    strcmp(r.category, "water") == 0 ||
+		    strcmp(r.category, "lighting") == 0 ||
+		    strcmp(r.category, "landscaping") == 0 ||
+		    strcmp(r.category, "culture") == 0);
+		assert_true(r.soate[0] == '\0' || all_digits(r.soate, 14));
+		assert_true(r.ncandidates >= 0 &&
+		    r.ncandidates <= NORM_MAX_CANDIDATES);
+		for (int k = 0; k < r.ncandidates; k++)
+			assert_true(all_digits(r.candidates[k], 14));
+		if (r.soate[0] == '\0')
+			assert_true(r.ncandidates != 1);
+		if (command_parse(buf, len, &c)) {
+			assert_true(c.kind != CMD_NONE);
+			assert_true(all_digits(c.ticket, 0));
+			assert_true(c.kind != CMD_RATE ||
+			    (c.rating >= 1 && c.rating <= 5));
+		} else
+			assert_int_equal(c.kind, CMD_NONE);
+	}
+}
+
 /* Not a check: prints the cost of one message (bench/normalize.sh). */
 static void
 test_speed(void **state)
@@ -531,6 +607,7 @@ main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_robust),
+		cmocka_unit_test(test_fuzz),
 		cmocka_unit_test(test_pg_loader),
 		cmocka_unit_test(test_real_db),
 		cmocka_unit_test(test_speed),
