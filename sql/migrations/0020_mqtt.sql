@@ -46,6 +46,7 @@ END $$;
 CREATE FUNCTION aryz_mqtt_command(e jsonb,
     OUT outcome text, OUT ticket text, OUT reason text, OUT detail jsonb)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
 DECLARE
     v_raw bytea := decode(COALESCE(e->>'raw', ''), 'hex');
     v_in bigint;
@@ -123,6 +124,7 @@ END $$;
 CREATE FUNCTION aryz_mqtt_ingest(p_batch jsonb)
 RETURNS TABLE (idx int, outcome text, ticket text, reason text, detail jsonb)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
 DECLARE
     r record;
     e jsonb;

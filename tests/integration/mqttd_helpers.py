@@ -12,7 +12,8 @@ SUZAK = "41703220856000"        # Suzak AA: waste -> provider 1, lighting -> 2
 AK_BULUNG = "41702205805000"    # Ak-Bulung AA: water -> provider 3
 
 
-def mqttd_config(db, servers, client_id, batch_size=50, batch_ms=20, extra=""):
+def mqttd_config(db, servers, client_id, batch_size=50, batch_ms=20, extra="",
+                 outbox="poll = 1; lease = 10; retry = 1;"):
     return """
 database: { conninfo = "%s"; };
 log: { level = "debug"; };
@@ -22,11 +23,11 @@ mqtt: {
   client_id = "%s"; keepalive = 5;
 };
 ingest: { batch_size = %d; batch_ms = %d; };
-outbox: { poll = 1; lease = 10; retry = 1; };
+outbox: { %s };
 shutdown_timeout = 10;
 %s
 """ % (db.conninfo, servers.mq_port, MQ_USERS["aryz-mqttd"], client_id,
-       batch_size, batch_ms, extra)
+       batch_size, batch_ms, outbox, extra)
 
 
 def start_mqttd(daemons, db, servers, client_id, **kw):
