@@ -111,12 +111,13 @@ is_latin(ucs4_t c)
 static const char *
 latin_ascii(ucs4_t c)
 {
-	static char one[26][2];
+	static const char one[26][2] = {
+		"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m",
+		"n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z",
+	};
 
-	if (c >= 'a' && c <= 'z') {
-		one[c - 'a'][0] = (char)c;	/* idempotent, no lock needed */
+	if (c >= 'a' && c <= 'z')
 		return one[c - 'a'];
-	}
 	switch (c) {
 	case 0x131: return "i";		/* dotless ı (Turkish-style Latin) */
 	case 0xF8: return "o";		/* ø */

@@ -33,7 +33,7 @@
 #define FOLD_F_KY	0x01	/* Kyrgyz-only letters seen (ң ө ү, Latin ö ü ñ) */
 #define FOLD_F_CYR	0x02	/* some Cyrillic letter */
 #define FOLD_F_LAT	0x04	/* some Latin letter */
-#define FOLD_F_RU	0x08	/* Russian-only letters seen (щ ъ ё э ...) */
+#define FOLD_F_RU	0x08	/* Russian-only letters seen (щ ъ) */
 
 struct fold_word {
 	const char	*s;	/* NUL-terminated skeleton, points into buf */
