@@ -42,6 +42,7 @@ struct mt {
 
 struct mt_item {
 	struct mt	*mt;
+	struct evhttp_connection *evcon;	/* one per send, freed after */
 	char		 id[24];	/* outbox id */
 	char		*to, *body;
 	int		 attempt;
@@ -172,10 +173,20 @@ record(struct mt_item *it, bool ok, const char *what)
 	}
 }
 
+/* libevent must not free a connection inside its own callback. */
+static void
+evcon_free_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
 static void
 sent_cb(struct evhttp_request *req, void *arg)
 {
 	struct mt_item *it = arg;
+	struct timeval now = { 0, 0 };
 	int code = req ? evhttp_request_get_response_code(req) : 0;
 	char line[128];	/* Kannel's answer, first line */
 	size_t n = 0;
@@ -190,6 +201,10 @@ sent_cb(struct evhttp_request *req, void *arg)
 		line[n] = '\0';
 		line[strcspn(line, "\r\n")] = '\0';
 	}
+	if (event_base_once(it->mt->s->base, -1, EV_TIMEOUT, evcon_free_later,
+	    it->evcon, &now) < 0)
+		log_warnx("cannot schedule freeing an HTTP connection");
+	it->evcon = NULL;
 	if (code == 200 || code == 202)
 		record(it, true, line[0] ? line : "accepted");
 	else {
@@ -258,7 +273,7 @@ send_item(struct mt *m, struct mt_item *it)
 	    (ev_uint16_t)(port > 0 ? port : 80));
 	evhttp_connection_set_timeout(evcon, c->mt_timeout);
 	evhttp_connection_set_retries(evcon, 0);
-	evhttp_connection_free_on_completion(evcon);
+	it->evcon = evcon;
 	req = evhttp_request_new(sent_cb, it);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	    host);
@@ -266,6 +281,7 @@ send_item(struct mt *m, struct mt_item *it)
 	if (evhttp_make_request(evcon, req, EVHTTP_REQ_GET, path) < 0) {
 		/* req was freed by libevent; the connection is ours. */
 		evhttp_connection_free(evcon);
+		it->evcon = NULL;
 		record(it, false, "cannot start the sendsms request");
 	}
 	free(path);
