@@ -10,9 +10,10 @@ Servers, fsync off), then prints:
      the baseline;
   3. commit-to-claim latency: complaints submitted one per transaction at
      a steady rate while one routerd runs; latency = routed_at (the start
-     of the claiming transaction) minus the client's clock right after
-     COMMIT, p50 / p99; the baseline is a bare LISTEN/NOTIFY round trip
-     (commit to notification received by a Python listener).
+     of the claiming transaction) minus the commit timestamp of the
+     ingress transaction (track_commit_timestamp is switched on), p50 /
+     p99; the baseline is a bare NOTIFY: commit timestamp to delivery at a
+     Python listener.
 
 Figures only: nothing is asserted.  Environment: ARYZ_BUILD (binaries),
 BENCH_COMPLAINTS (default 20000), BENCH_LATENCY_N (default 1000),
@@ -142,62 +143,64 @@ def pct(xs, p):
 
 
 def notify_baseline(db, n, rate):
-    """Commit-to-delivery of a bare NOTIFY, to a listening connection."""
+    """Bare LISTEN/NOTIFY: commit of a transaction that notifies (server
+    commit timestamp) to the notification arriving at a Python listener."""
     lconn = connect(db)
     with lconn.cursor() as cur:
         cur.execute("LISTEN bench")
-    sent = {}
-    lat = []
+    got = {}
 
     def listen():
-        while len(lat) < n:
+        while len(got) < n:
             if select.select([lconn], [], [], 5) == ([], [], []):
                 return
             lconn.poll()
             now = time.time()
             while lconn.notifies:
-                note = lconn.notifies.pop(0)
-                k = int(note.payload)
-                while k not in sent:
-                    time.sleep(0.0001)
-                # The notification may beat the sender's clock reading.
-                lat.append(max(0.0, now - sent[k]))
+                got[int(lconn.notifies.pop(0).payload)] = now
 
     th = threading.Thread(target=listen)
     th.start()
     conn = connect(db)
+    scalar(conn, "CREATE TABLE bench_note (i int PRIMARY KEY); SELECT 1")
     for i in range(n):
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_notify('bench', %s)", (str(i),))
-        sent[i] = time.time()
+        scalar(conn, "WITH x AS (INSERT INTO bench_note VALUES (%s) RETURNING i)"
+                     " SELECT pg_notify('bench', i::text) FROM x", (i,))
         time.sleep(1.0 / rate)
     th.join()
+    with conn.cursor() as cur:
+        cur.execute("SELECT i, extract(epoch FROM pg_xact_commit_timestamp(xmin))"
+                    " FROM bench_note")
+        lat = [got[i] - float(t) for i, t in cur.fetchall() if i in got]
     conn.close()
     lconn.close()
     return lat
 
 
 def latency(servers, workdir, n, rate):
+    """Ingress commit (commit timestamp of the inbound_message row, never
+    updated afterwards) to claim (routed_at = now() of the claiming
+    transaction), with one idle routerd."""
     db = servers.new_database("bench_latency")
     try:
         base = notify_baseline(db, n, rate)
         d = routerd(workdir, db, "lat", poll_ms=2000)
         d.start(wait_log="queue: listening")
         conn = connect(db)
-        committed = {}
         for i in range(n):
             phone = "+99678%07d" % i
-            cid = scalar(conn, "SELECT complaint_id FROM aryz_submit_complaint('sms', %s, %s,"
-                               " '1414', convert_to('x', 'UTF8'), 'x', '{}', %s, %s, 'waste',"
-                               " 'ru', 'lat', NULL, NULL)",
-                         ("l%d" % i, phone, phone, SUZAK if i % 2 else AK_BULUNG))
-            committed[cid] = time.time()    # autocommit: after COMMIT
+            scalar(conn, "SELECT complaint_id FROM aryz_submit_complaint('sms', %s, %s,"
+                         " '1414', convert_to('x', 'UTF8'), 'x', '{}', %s, %s, 'waste',"
+                         " 'ru', 'lat', NULL, NULL)",
+                   ("l%d" % i, phone, phone, SUZAK if i % 2 else AK_BULUNG))
             time.sleep(1.0 / rate)
         wait_drained(conn)
         with conn.cursor() as cur:
-            cur.execute("SELECT id, extract(epoch FROM routed_at) FROM complaint"
-                        " WHERE routed_at IS NOT NULL")
-            lat = [float(t) - committed[cid] for cid, t in cur.fetchall()]
+            cur.execute("SELECT extract(epoch FROM c.routed_at"
+                        " - pg_xact_commit_timestamp(m.xmin)) FROM complaint c"
+                        " JOIN inbound_message m ON m.id = c.inbound_id"
+                        " WHERE c.routed_at IS NOT NULL")
+            lat = [float(r[0]) for r in cur.fetchall()]
         d.stop()
         conn.close()
         return base, lat
@@ -205,9 +208,21 @@ def latency(servers, workdir, n, rate):
         servers.drop_database("bench_latency")
 
 
+def commit_timestamps(servers):
+    """Commit timestamps make the latency exact (server side, both ends)."""
+    conn = psycopg2.connect(servers.conninfo("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+    conn.close()
+    servers.pg_stop()
+    servers.pg_start()
+
+
 def main():
     t = time.monotonic()
     servers = Servers()
+    commit_timestamps(servers)
     workdir = tempfile.mkdtemp(prefix="aryz-bench-")
     os.chmod(workdir, 0o777)
     try:

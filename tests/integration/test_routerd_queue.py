@@ -6,7 +6,7 @@ import time
 import psycopg2
 
 from harness import wait_for
-from routerd_helpers import (SUZAK, assert_each_routed_once, insert_without_notify,
+from routerd_helpers import (assert_each_routed_once, config, insert_without_notify,
                              pending, start, submit, submit_many, wait_all_routed)
 
 CLAIM = ("SELECT id FROM job WHERE kind = 'route' AND run_at <= now()"
@@ -139,10 +139,10 @@ def test_failing_job_goes_to_dead_letter_and_can_be_requeued(servers, db, daemon
     assert "dead_letter\t1" in st
 
 
-def test_retry_backs_off_and_sigterm_waits_for_the_batch(db, daemons):
+def test_retry_backs_off(db, daemons):
     db.execute("INSERT INTO job (kind, dedup_key, payload) VALUES"
                " ('route', 'route:888888', '{\"complaint_id\": 888888}')")
-    rd = start(daemons, db, poll_ms=100)
+    start(daemons, db, poll_ms=100)
     wait_for(lambda: db.scalar("SELECT attempts FROM job") >= 1, 15, "first failure")
     j = db.one("SELECT attempts, last_error, run_at - now() AS wait FROM job")
     assert "not found" in j["last_error"]
@@ -150,4 +150,27 @@ def test_retry_backs_off_and_sigterm_waits_for_the_batch(db, daemons):
     assert j["wait"].total_seconds() > 2
     time.sleep(0.5)
     assert db.scalar("SELECT attempts FROM job") == j["attempts"]
+
+
+def test_sigterm_mid_drain_commits_the_batch_and_exits_0(db, daemons):
+    submit_many(db, 1, 3000, tag="term")
+    rd = start(daemons, db, level="info")
+    wait_for(lambda: pending(db) < 3000, 30, "routing started", interval=0.01)
     assert rd.stop() == 0
+    left = pending(db)
+    assert 0 < left < 3000, left
+    # Stopped between batches: what is not routed is still queued.
+    assert db.scalar("SELECT count(*) FROM job") == left
+    assert rd.log_contains(r"queue: totals batches=\d+ claimed=%d " % (3000 - left))
+
+
+def test_sighup_reloads_the_batch_size(db, daemons):
+    rd = start(daemons, db, batch=50)
+    rd.write_config(config(db, batch=7))
+    since = rd.log_size()
+    rd.sighup()
+    rd.wait_log("configuration reloaded", since=since)
+    submit_many(db, 1, 40, tag="hup")
+    wait_all_routed(db)
+    assert rd.log_contains(r"batch claimed=7 ", since)
+    assert not rd.log_contains(r"batch claimed=(?:[89]|[1-9]\d) ", since)
