@@ -32,6 +32,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,6 +326,8 @@ done:
  * plural, possessive, privative suffixes in their vowel-harmony and
  * assimilation variants, and Russian noun endings.  An ending may chain
  * up to three of them (таштандыларыбызды is long enough not to need it).
+ * The 2nd person possessives -ың/-ум are left out: "атайын" (special)
+ * would read as the village Атай.
  */
 static const char *const suffixes[] = {
 	/* Kyrgyz locative, ablative, dative, accusative, genitive */
@@ -335,7 +338,7 @@ static const char *const suffixes[] = {
 	"nin", "nun", "din", "dun", "tin", "tun",
 	/* plural, possessive, privative, adjectival */
 	"lar", "ler", "lor", "dar", "der", "dor", "tar", "ter", "tor",
-	"si", "su", "im", "um", "in", "un", "ibiz", "ubuz", "imiz", "umuz",
+	"si", "su", "ibiz", "ubuz", "imiz", "umuz",
 	"siz", "suz", "luu", "lu", "dagi", "tagi", "daki", "taki", "Ci",
 	/* Russian noun endings */
 	"a", "e", "i", "u", "o", "om", "oi", "ei", "ami", "ah", "am", "ov",
@@ -488,10 +491,12 @@ entry_match(const struct lex_entry *e, const struct fold_text *ft, size_t i,
 
 /* ---- language --------------------------------------------------------- */
 
+#define TABLE_KEY_MAX	32	/* skeleton of a built-in word: 12 at most */
+
 struct langword {
 	const char	*src;
 	int		 ky, ru;	/* weights */
-	char		*key;		/* folded, filled once */
+	char		 key[TABLE_KEY_MAX];	/* folded, filled once */
 	size_t		 kl;
 };
 
@@ -500,42 +505,42 @@ struct langword {
  * "свет", "мусор": "свет жок" is Kyrgyz.
  */
 static struct langword langwords[] = {
-	{ "жок", 2, 0, NULL, 0 }, { "эмес", 2, 0, NULL, 0 },
-	{ "бар", 2, 0, NULL, 0 }, { "жана", 2, 0, NULL, 0 },
-	{ "менен", 2, 0, NULL, 0 }, { "үчүн", 2, 0, NULL, 0 },
-	{ "керек", 2, 0, NULL, 0 }, { "бүгүн", 2, 0, NULL, 0 },
-	{ "кечээ", 2, 0, NULL, 0 }, { "эмне", 2, 0, NULL, 0 },
-	{ "качан", 2, 0, NULL, 0 }, { "күн", 2, 0, NULL, 0 },
-	{ "бери", 2, 0, NULL, 0 }, { "болду", 2, 0, NULL, 0 },
-	{ "жатат", 2, 0, NULL, 0 }, { "турат", 2, 0, NULL, 0 },
-	{ "келбей", 2, 0, NULL, 0 }, { "иштебей", 2, 0, NULL, 0 },
-	{ "айыл", 2, 0, NULL, 0 }, { "көчө", 2, 0, NULL, 0 },
-	{ "биз", 2, 0, NULL, 0 }, { "сураныч", 2, 0, NULL, 0 },
-	{ "рахмат", 2, 0, NULL, 0 }, { "дагы", 2, 0, NULL, 0 },
-	{ "жерде", 2, 0, NULL, 0 }, { "үй", 2, 0, NULL, 0 },
-	{ "түнү", 2, 0, NULL, 0 }, { "апта", 2, 0, NULL, 0 },
-	{ "чыгарбай", 2, 0, NULL, 0 }, { "чыкпай", 2, 0, NULL, 0 },
-	{ "күйбөй", 2, 0, NULL, 0 }, { "ташылбай", 2, 0, NULL, 0 },
-	{ "суу", 1, 0, NULL, 0 }, { "жарык", 1, 0, NULL, 0 },
-	{ "таштанды", 1, 0, NULL, 0 }, { "чырак", 1, 0, NULL, 0 },
-	{ "нет", 0, 2, NULL, 0 }, { "не", 0, 2, NULL, 0 },
-	{ "уже", 0, 2, NULL, 0 }, { "на", 0, 2, NULL, 0 },
-	{ "по", 0, 2, NULL, 0 }, { "для", 0, 2, NULL, 0 },
-	{ "нас", 0, 2, NULL, 0 }, { "очень", 0, 2, NULL, 0 },
-	{ "пожалуйста", 0, 2, NULL, 0 }, { "когда", 0, 2, NULL, 0 },
-	{ "улице", 0, 2, NULL, 0 }, { "улица", 0, 2, NULL, 0 },
-	{ "дней", 0, 2, NULL, 0 }, { "дня", 0, 2, NULL, 0 },
-	{ "неделю", 0, 2, NULL, 0 }, { "горит", 0, 2, NULL, 0 },
-	{ "работает", 0, 2, NULL, 0 }, { "вывозят", 0, 2, NULL, 0 },
-	{ "сегодня", 0, 2, NULL, 0 }, { "вчера", 0, 2, NULL, 0 },
-	{ "есть", 0, 2, NULL, 0 }, { "почему", 0, 2, NULL, 0 },
-	{ "снова", 0, 2, NULL, 0 }, { "опять", 0, 2, NULL, 0 },
-	{ "нужно", 0, 2, NULL, 0 }, { "мы", 0, 2, NULL, 0 },
-	{ "течет", 0, 2, NULL, 0 }, { "сломан", 0, 2, NULL, 0 },
-	{ "мусор", 0, 1, NULL, 0 }, { "вода", 0, 1, NULL, 0 },
-	{ "свет", 0, 1, NULL, 0 }, { "вывоз", 0, 1, NULL, 0 },
-	{ "освещение", 0, 1, NULL, 0 }, { "округ", 0, 2, NULL, 0 },
-	{ "айыльный", 0, 2, NULL, 0 }, { "айыльном", 0, 2, NULL, 0 },
+	{ "жок", 2, 0, "", 0 }, { "эмес", 2, 0, "", 0 },
+	{ "бар", 2, 0, "", 0 }, { "жана", 2, 0, "", 0 },
+	{ "менен", 2, 0, "", 0 }, { "үчүн", 2, 0, "", 0 },
+	{ "керек", 2, 0, "", 0 }, { "бүгүн", 2, 0, "", 0 },
+	{ "кечээ", 2, 0, "", 0 }, { "эмне", 2, 0, "", 0 },
+	{ "качан", 2, 0, "", 0 }, { "күн", 2, 0, "", 0 },
+	{ "бери", 2, 0, "", 0 }, { "болду", 2, 0, "", 0 },
+	{ "жатат", 2, 0, "", 0 }, { "турат", 2, 0, "", 0 },
+	{ "келбей", 2, 0, "", 0 }, { "иштебей", 2, 0, "", 0 },
+	{ "айыл", 2, 0, "", 0 }, { "көчө", 2, 0, "", 0 },
+	{ "биз", 2, 0, "", 0 }, { "сураныч", 2, 0, "", 0 },
+	{ "рахмат", 2, 0, "", 0 }, { "дагы", 2, 0, "", 0 },
+	{ "жерде", 2, 0, "", 0 }, { "үй", 2, 0, "", 0 },
+	{ "түнү", 2, 0, "", 0 }, { "апта", 2, 0, "", 0 },
+	{ "чыгарбай", 2, 0, "", 0 }, { "чыкпай", 2, 0, "", 0 },
+	{ "күйбөй", 2, 0, "", 0 }, { "ташылбай", 2, 0, "", 0 },
+	{ "суу", 1, 0, "", 0 }, { "жарык", 1, 0, "", 0 },
+	{ "таштанды", 1, 0, "", 0 }, { "чырак", 1, 0, "", 0 },
+	{ "нет", 0, 2, "", 0 }, { "не", 0, 2, "", 0 },
+	{ "уже", 0, 2, "", 0 }, { "на", 0, 2, "", 0 },
+	{ "по", 0, 2, "", 0 }, { "для", 0, 2, "", 0 },
+	{ "нас", 0, 2, "", 0 }, { "очень", 0, 2, "", 0 },
+	{ "пожалуйста", 0, 2, "", 0 }, { "когда", 0, 2, "", 0 },
+	{ "улице", 0, 2, "", 0 }, { "улица", 0, 2, "", 0 },
+	{ "дней", 0, 2, "", 0 }, { "дня", 0, 2, "", 0 },
+	{ "неделю", 0, 2, "", 0 }, { "горит", 0, 2, "", 0 },
+	{ "работает", 0, 2, "", 0 }, { "вывозят", 0, 2, "", 0 },
+	{ "сегодня", 0, 2, "", 0 }, { "вчера", 0, 2, "", 0 },
+	{ "есть", 0, 2, "", 0 }, { "почему", 0, 2, "", 0 },
+	{ "снова", 0, 2, "", 0 }, { "опять", 0, 2, "", 0 },
+	{ "нужно", 0, 2, "", 0 }, { "мы", 0, 2, "", 0 },
+	{ "течет", 0, 2, "", 0 }, { "сломан", 0, 2, "", 0 },
+	{ "мусор", 0, 1, "", 0 }, { "вода", 0, 1, "", 0 },
+	{ "свет", 0, 1, "", 0 }, { "вывоз", 0, 1, "", 0 },
+	{ "освещение", 0, 1, "", 0 }, { "округ", 0, 2, "", 0 },
+	{ "айыльный", 0, 2, "", 0 }, { "айыльном", 0, 2, "", 0 },
 };
 
 /* ---- commands ----------------------------------------------------------- */
@@ -543,24 +548,24 @@ static struct langword langwords[] = {
 struct verb {
 	const char	*src;
 	enum cmd_kind	 kind;
-	char		*key;	/* folded, filled once */
+	char		 key[TABLE_KEY_MAX];	/* folded, filled once */
 };
 
 static struct verb verbs[] = {
-	{ "ok", CMD_ACK, NULL }, { "okay", CMD_ACK, NULL },
-	{ "ack", CMD_ACK, NULL }, { "кабыл", CMD_ACK, NULL },
-	{ "кабыл алдым", CMD_ACK, NULL }, { "кабыл алынды", CMD_ACK, NULL },
-	{ "принято", CMD_ACK, NULL }, { "принял", CMD_ACK, NULL },
-	{ "приняла", CMD_ACK, NULL }, { "принята", CMD_ACK, NULL },
-	{ "done", CMD_DONE, NULL }, { "бүттү", CMD_DONE, NULL },
-	{ "бүтүрдүм", CMD_DONE, NULL }, { "аткарылды", CMD_DONE, NULL },
-	{ "готово", CMD_DONE, NULL }, { "выполнено", CMD_DONE, NULL },
-	{ "сделано", CMD_DONE, NULL }, { "решено", CMD_DONE, NULL },
-	{ "fixed", CMD_DONE, NULL },
-	{ "info", CMD_INFO, NULL }, { "маалымат", CMD_INFO, NULL },
-	{ "status", CMD_STATUS, NULL }, { "абал", CMD_STATUS, NULL },
-	{ "no", CMD_REOPEN, NULL }, { "жок", CMD_REOPEN, NULL },
-	{ "нет", CMD_REOPEN, NULL },
+	{ "ok", CMD_ACK, "" }, { "okay", CMD_ACK, "" },
+	{ "ack", CMD_ACK, "" }, { "кабыл", CMD_ACK, "" },
+	{ "кабыл алдым", CMD_ACK, "" }, { "кабыл алынды", CMD_ACK, "" },
+	{ "принято", CMD_ACK, "" }, { "принял", CMD_ACK, "" },
+	{ "приняла", CMD_ACK, "" }, { "принята", CMD_ACK, "" },
+	{ "done", CMD_DONE, "" }, { "бүттү", CMD_DONE, "" },
+	{ "бүтүрдүм", CMD_DONE, "" }, { "аткарылды", CMD_DONE, "" },
+	{ "готово", CMD_DONE, "" }, { "выполнено", CMD_DONE, "" },
+	{ "сделано", CMD_DONE, "" }, { "решено", CMD_DONE, "" },
+	{ "fixed", CMD_DONE, "" },
+	{ "info", CMD_INFO, "" }, { "маалымат", CMD_INFO, "" },
+	{ "status", CMD_STATUS, "" }, { "абал", CMD_STATUS, "" },
+	{ "no", CMD_REOPEN, "" }, { "жок", CMD_REOPEN, "" },
+	{ "нет", CMD_REOPEN, "" },
 };
 
 /*
@@ -569,26 +574,35 @@ static struct verb verbs[] = {
  * as word prefixes of their skeleton.
  */
 static struct verb fillers[] = {
-	{ "рахмат", CMD_NONE, NULL }, { "спасибо", CMD_NONE, NULL },
-	{ "спс", CMD_NONE, NULL }, { "thanks", CMD_NONE, NULL },
-	{ "thank", CMD_NONE, NULL }, { "балл", CMD_NONE, NULL },
-	{ "звезд", CMD_NONE, NULL }, { "жылдыз", CMD_NONE, NULL },
+	{ "рахмат", CMD_NONE, "" }, { "спасибо", CMD_NONE, "" },
+	{ "спс", CMD_NONE, "" }, { "thanks", CMD_NONE, "" },
+	{ "thank", CMD_NONE, "" }, { "балл", CMD_NONE, "" },
+	{ "звезд", CMD_NONE, "" }, { "жылдыз", CMD_NONE, "" },
 };
 
 static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 /* Fold the built-in word lists once (the fold may change, the lists not). */
 static void
+fold_into(char *dst, const char *src)
+{
+	char *k = fold_key(src);
+
+	snprintf(dst, TABLE_KEY_MAX, "%s", k);	/* the tables are short */
+	free(k);
+}
+
+static void
 fold_tables(void)
 {
 	for (size_t i = 0; i < sizeof(langwords) / sizeof(langwords[0]); i++) {
-		langwords[i].key = fold_key(langwords[i].src);
+		fold_into(langwords[i].key, langwords[i].src);
 		langwords[i].kl = strlen(langwords[i].key);
 	}
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		verbs[i].key = fold_key(verbs[i].src);
+		fold_into(verbs[i].key, verbs[i].src);
 	for (size_t i = 0; i < sizeof(fillers) / sizeof(fillers[0]); i++)
-		fillers[i].key = fold_key(fillers[i].src);
+		fold_into(fillers[i].key, fillers[i].src);
 }
 
 static bool
