@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lexicon_pg.h"
 #include "log.h"
 #include "mqconn.h"
 #include "mqttd.h"
@@ -71,6 +72,9 @@ struct ingest {
 	struct event		*timer;		/* in_batch_ms after 1st msg */
 	struct event		*kick;		/* flush now */
 	struct payload_limits	 lim;
+	struct lexicon		*lex;		/* NULL until loaded */
+	struct lexicon		*lex_new;	/* being loaded */
+	int			 lex_step;	/* 0 keywords, 1 places, 2 rayons */
 	bool			 stopping, freeing;
 	unsigned long		 naccepted, nduplicate, nrejected, ncommands;
 	unsigned long		 nbatches;
@@ -250,6 +254,40 @@ ing_timer_cb(evutil_socket_t fd, short what, void *arg)
 	ing_flush(arg);
 }
 
+/*
+ * A complaint without a category, municipality or language: ask the
+ * normalizer (keywords and place names from the database).  What the
+ * topic or the payload said always wins; an unrecognised text leaves the
+ * field empty and aryz-routerd puts the complaint into triage.
+ */
+static void
+ing_normalize(struct ingest *in, json_t *e)
+{
+	struct norm_result nr;
+	json_t *meta = json_object_get(e, "meta");
+	const char *text, *lang;
+
+	if (strcmp(json_string_value(json_object_get(e, "k")), "complaint") != 0 ||
+	    (json_object_get(e, "category") != NULL &&
+	    json_object_get(e, "municipality") != NULL &&
+	    json_object_get(e, "lang") != NULL) ||
+	    (text = json_string_value(json_object_get(e, "text"))) == NULL)
+		return;
+	normalize_text(in->lex, text, strlen(text), &nr);
+	if (json_object_get(e, "category") == NULL && nr.category[0] != '\0') {
+		json_object_set_new(e, "category", json_string(nr.category));
+		json_object_set_new(meta, "category_from", json_string("text"));
+	}
+	if (json_object_get(e, "municipality") == NULL && nr.soate[0] != '\0') {
+		json_object_set_new(e, "municipality", json_string(nr.soate));
+		json_object_set_new(meta, "municipality_from",
+		    json_string("text"));
+	}
+	lang = norm_lang_code(nr.lang);
+	if (json_object_get(e, "lang") == NULL && lang[0] != '\0')
+		json_object_set_new(e, "lang", json_string(lang));
+}
+
 static void
 ing_on_message(struct mqconn *mq, const struct mosquitto_message *msg,
     void *arg)
@@ -281,6 +319,7 @@ ing_on_message(struct mqconn *mq, const struct mosquitto_message *msg,
 		json_object_set_new(elem, "reason",
 		    json_string("commands_disabled"));
 	}
+	ing_normalize(in, elem);
 	/* From here on its PUBACK must wait for the COMMIT. */
 	mqconn_hold(mq, true);
 	if (in->n == in->cap) {
@@ -358,6 +397,74 @@ ing_kick_cb(evutil_socket_t fd, short what, void *arg)
 	ing_flush(arg);
 }
 
+/* Connect to the broker if the database is up and we are not stopping. */
+static void
+ing_go(struct ingest *in)
+{
+	if (in->stopping || in->mq_running || !pgconn_ready(in->db))
+		return;
+	in->mq_running = true;
+	mqconn_start(in->mq);
+}
+
+/*
+ * Lexicon loading: keywords, then places, then rayons, one query after
+ * the other on the ingest connection; the new lexicon replaces the old
+ * one only when all three loaded.  A failure keeps the old one (or none:
+ * complaints then rely on the topic and payload).
+ */
+static void
+ing_lex_step(PGresult *res, void *arg)
+{
+	static const char *const next[] = { "mqttd_lex_places",
+		"mqttd_lex_rayons", NULL };
+	struct ingest *in = arg;
+	char err[256];	/* one reason */
+	int step, n;
+
+	if (in->freeing || in->lex_new == NULL)
+		return;
+	step = in->lex_step++;
+	n = step == 0 ? lexicon_add_keywords_pg(in->lex_new, res, err,
+	    sizeof(err)) : step == 1 ? lexicon_add_places_pg(in->lex_new, res,
+	    err, sizeof(err)) : lexicon_add_rayons_pg(in->lex_new, res, err,
+	    sizeof(err));
+	if (n < 0) {
+		log_warnx("ingest: loading the lexicon failed (%s); %s", err,
+		    in->lex ? "keeping the old one" : "texts without a category "
+		    "go to triage");
+		lexicon_free(&in->lex_new);
+	} else if (next[step] != NULL &&
+	    pgconn_query(in->db, next[step], true, 0, NULL, ing_lex_step,
+	    in) == 0) {
+		return;
+	} else if (next[step] != NULL) {
+		lexicon_free(&in->lex_new);
+	} else {
+		lexicon_free(&in->lex);
+		in->lex = in->lex_new;
+		in->lex_new = NULL;
+		log_info("ingest: lexicon loaded: %zu keywords, %zu place "
+		    "names", lexicon_nkeywords(in->lex),
+		    lexicon_nplaces(in->lex));
+	}
+	ing_go(in);
+}
+
+void
+ingest_reload(struct ingest *in)
+{
+	if (in->lex_new != NULL || !pgconn_ready(in->db))
+		return;
+	in->lex_new = lexicon_new();
+	in->lex_step = 0;
+	if (pgconn_query(in->db, "mqttd_lex_keywords", true, 0, NULL,
+	    ing_lex_step, in) < 0) {
+		lexicon_free(&in->lex_new);
+		ing_go(in);
+	}
+}
+
 /* The broker connection lives only while the database is up. */
 static void
 ing_db_connect(struct pgconn *pc, void *arg)
@@ -365,10 +472,10 @@ ing_db_connect(struct pgconn *pc, void *arg)
 	struct ingest *in = arg;
 	(void)pc;
 
-	if (in->stopping || in->mq_running)
-		return;
-	in->mq_running = true;
-	mqconn_start(in->mq);
+	if (in->lex == NULL)
+		ingest_reload(in);	/* then ing_go() */
+	else
+		ing_go(in);
 }
 
 static void
@@ -418,6 +525,9 @@ ingest_new(struct event_base *base, const struct mqttd_cfg *cfg,
 	in->db = pgconn_new(base, cfg->common.db_conninfo, "ingest");
 	pgconn_set_callbacks(in->db, ing_db_connect, ing_db_disconnect, NULL,
 	    in);
+	pgconn_prepare(in->db, "mqttd_lex_keywords", LEXICON_SQL_KEYWORDS);
+	pgconn_prepare(in->db, "mqttd_lex_places", LEXICON_SQL_PLACES);
+	pgconn_prepare(in->db, "mqttd_lex_rayons", LEXICON_SQL_RAYONS);
 	pgconn_prepare(in->db, "mqttd_ingest",
 	    "SELECT idx, outcome, ticket, reason, detail "
 	    "FROM aryz_mqtt_ingest($1::jsonb)");
@@ -467,6 +577,8 @@ ingest_free(struct ingest **inp)
 	pgconn_free(&in->db);
 	mqconn_free(&in->mq);
 	ing_discard(in);
+	lexicon_free(&in->lex);
+	lexicon_free(&in->lex_new);
 	event_free(in->timer);
 	event_free(in->kick);
 	log_info("ingest: %lu accepted, %lu duplicate, %lu rejected, "

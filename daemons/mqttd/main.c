@@ -85,7 +85,8 @@ static const char help[] =
 "     SIGTERM, SIGINT     stop gracefully: stop reading, commit the batch in\n"
 "                         flight and send its PUBACKs, wait for outbox PUBACKs;\n"
 "                         a second one exits at once\n"
-"     SIGHUP              reload the configuration (log settings), reopen the log\n"
+"     SIGHUP              reload the configuration (log settings) and the\n"
+"                         normalizer's keywords and place names, reopen the log\n"
 "\n"
 "FILES\n"
 "     /etc/aryz/aryz-mqttd.conf\n"
@@ -131,6 +132,14 @@ mqttd_on_stop(void *arg)
 	event_add(m->drain, &tv);
 }
 
+static void
+mqttd_on_reload(void *arg)
+{
+	struct mqttd *m = arg;
+
+	ingest_reload(m->in);
+}
+
 static int
 mqttd_validate(void *cfgp, char *err, size_t len)
 {
@@ -164,6 +173,7 @@ main(int argc, char **argv)
 		.cfg_size = sizeof(cfg),
 		.validate = mqttd_validate,
 		.on_stop = mqttd_on_stop,
+		.on_reload = mqttd_on_reload,
 		.arg = &m,
 	};
 	int rc;

@@ -79,5 +79,7 @@ void ingest_start(struct ingest *in);
 /* Stop reading; finish the batch in flight; ingest_idle() tells when done. */
 void ingest_stop(struct ingest *in);
 bool ingest_idle(const struct ingest *in);
+/* Reload the normalizer's lexicon from the database (SIGHUP). */
+void ingest_reload(struct ingest *in);
 
 #endif

@@ -174,3 +174,26 @@ def test_acl_denies_spoofed_client_id(servers, db, daemons, cid):
     assert snoop.received() == []
     snoop.close()
     dev2.close()
+
+
+def test_text_without_category_uses_the_normalizer(servers, db, daemons, cid):
+    d = start_mqttd(daemons, db, servers, cid)
+    assert d.log_contains(r"lexicon loaded")
+    dev = device(servers, "dev-1")
+    # Nothing in the topic, nothing in the payload but the text.
+    dev.publish("aryz/v1/-/-/in/dev-1",
+                complaint("nz-1", "Сузак айыл аймагында таштанды 3 күндөн бери алынбай жатат"))
+    r = dev.receipt_for("nz-1")
+    c = db.one("SELECT * FROM complaint WHERE ticket = %s", (r["ticket"],))
+    assert c["category_code"] == "waste" and c["language"] == "ky"
+    # The topic still wins over what the text suggests.
+    dev.publish("aryz/v1/%s/lighting/in/dev-1" % SUZAK, complaint("nz-2", "musor"))
+    r = dev.receipt_for("nz-2")
+    c = db.one("SELECT * FROM complaint WHERE ticket = %s", (r["ticket"],))
+    assert c["category_code"] == "lighting"
+    # Unrecognisable text: no category, left for triage.
+    dev.publish("aryz/v1/-/-/in/dev-1", complaint("nz-3", "qwerty zxcv"))
+    r = dev.receipt_for("nz-3")
+    c = db.one("SELECT * FROM complaint WHERE ticket = %s", (r["ticket"],))
+    assert c["category_code"] is None and c["status"] == "received"
+    dev.close()
