@@ -227,15 +227,13 @@ fail:
 	free(ll);
 }
 
+/* (Re)load the lexicon and the USSD menu data; the old ones stay until
+ * the new ones are complete. */
 static void
-on_connect(struct pgconn *pc, void *arg)
+load_reference(struct smsd *s, struct pgconn *pc)
 {
-	struct smsd *s = arg;
 	struct lexload *ll;
 
-	if (pc != s->pool[0])
-		return;
-	/* Reference data may have changed while we were away: reload. */
 	ll = xcalloc(1, sizeof(*ll));
 	ll->s = s;
 	ll->lx = lexicon_new();
@@ -244,6 +242,27 @@ on_connect(struct pgconn *pc, void *arg)
 		free(ll);
 	}
 	ussd_load(s);
+}
+
+static void
+on_connect(struct pgconn *pc, void *arg)
+{
+	struct smsd *s = arg;
+
+	/* Reference data may have changed while we were away: reload. */
+	if (pc == s->pool[0])
+		load_reference(s, pc);
+}
+
+/* SIGHUP: new keywords, aliases or municipalities take effect. */
+static void
+on_reload(void *arg)
+{
+	struct smsd *s = arg;
+	struct pgconn *db = smsd_db(s);
+
+	if (db != NULL)
+		load_reference(s, db);
 }
 
 /* ---- janitor and drain ---- */
@@ -328,6 +347,7 @@ main(int argc, char **argv)
 		.cfg_size = sizeof(cfg),
 		.validate = validate,
 		.on_stop = on_stop,
+		.on_reload = on_reload,
 		.arg = &s,
 	};
 	struct timeval sec = { 1, 0 };
