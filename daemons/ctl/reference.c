@@ -93,6 +93,9 @@ row_oblast(struct ctl *c, struct csv_row *r)
 	    "name_latin = $2, name_ru = $3, name_ky = $4", 4, v);
 }
 
+static int add_city_aliases(struct ctl *c, const char *soate, const char *ru,
+    const char *ky, const char *latin);
+
 /* rayons.csv: oblast,rayon_ky,rayon_ru,rayon_latin,soate */
 static int
 row_rayon(struct ctl *c, struct csv_row *r)
@@ -118,10 +121,12 @@ row_rayon(struct ctl *c, struct csv_row *r)
 	if (rc < 0 || !city)
 		return rc;
 	/* A city is also a municipality of its own. */
-	return exec_params(c, "INSERT INTO municipality (soate, rayon_soate, "
+	if (exec_params(c, "INSERT INTO municipality (soate, rayon_soate, "
 	    "kind, name_ru, name_ky, name_latin) VALUES ($1,$1,'city',$2,$3,$4) "
 	    "ON CONFLICT (soate) DO UPDATE SET name_ru = $2, name_ky = $3, "
-	    "name_latin = $4", 4, (const char *const[]){ v[0], v[3], v[4], v[5] });
+	    "name_latin = $4", 4, (const char *const[]){ v[0], v[3], v[4], v[5] }) < 0)
+		return -1;
+	return add_city_aliases(c, soate, r->field[2], r->field[1], r->field[3]);
 }
 
 /* Trim spaces and a trailing "?" marker, in place. */
@@ -171,6 +176,32 @@ add_aliases(struct ctl *c, const char *soate, const char *name)
 		free(f);
 	}
 	free(copy);
+	return rc;
+}
+
+/*
+ * A city's names without the "г. " (Russian) and " шаары" (Kyrgyz)
+ * markers; the Latin "(city)" remark goes with the parentheses.
+ */
+static int
+add_city_aliases(struct ctl *c, const char *soate, const char *ru,
+    const char *ky, const char *latin)
+{
+	const char *gor = "г. ", *shaary = " шаары";
+	char *kyc = xstrdup(ky), *end;
+	int rc;
+
+	if (strncmp(ru, gor, strlen(gor)) == 0)
+		ru += strlen(gor);
+	end = strstr(kyc, shaary);
+	if (end != NULL)
+		*end = '\0';
+	rc = add_aliases(c, soate, ru);
+	if (rc == 0)
+		rc = add_aliases(c, soate, kyc);
+	if (rc == 0)
+		rc = add_aliases(c, soate, latin);
+	free(kyc);
 	return rc;
 }
 
