@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -13,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "apid.h"
 #include "log.h"
@@ -108,7 +112,13 @@ reply_buffer(struct evhttp_request *req, int code, const char *ctype,
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	if (http_owner != NULL && evhttp_request_get_connection(req) != NULL) {
+	/*
+	 * Count answers given while stopping until their last byte is out.
+	 * Only then: evhttp never confirms an answer whose client vanished,
+	 * so counting every answer would leak into a slow shutdown.
+	 */
+	if (http_owner != NULL && http_owner->stopping &&
+	    evhttp_request_get_connection(req) != NULL) {
 		http_owner->unsent++;
 		evhttp_request_set_on_complete_cb(req, sent_cb, http_owner);
 	}
@@ -199,7 +209,6 @@ bool
 http_result_ok(struct apreq *r, PGresult *res)
 {
 	const char *state;
-
 	char msg[300];		/* "invalid parameter: " + PostgreSQL's text */
 
 	if (res == NULL) {
@@ -383,6 +392,25 @@ method_is(struct evhttp_request *req, enum evhttp_cmd_type want,
 static void route(struct apid *, struct evhttp_request *,
     char [][HTTP_SEG_MAX], int, const struct evkeyvalq *);
 
+/*
+ * Answers leave in more than one write (headers, then body); with Nagle on
+ * the last segment would wait for the client's delayed ACK (~40 ms).
+ */
+static void
+set_nodelay(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	int one = 1;
+	evutil_socket_t fd;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (fd = bufferevent_getfd(bev)) < 0)
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 dispatch(struct evhttp_request *req, void *arg)
 {
@@ -394,6 +422,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	const char *qs = u ? evhttp_uri_get_query(u) : NULL;
 	int n = 0;
 
+	set_nodelay(req);
 	if (a->stopping) {
 		reply_error(req, 503, "shutting down");
 		return;

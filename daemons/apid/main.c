@@ -116,6 +116,29 @@ on_stop(void *arg)
 }
 
 static void
+session_done(PGresult *res, void *arg)
+{
+	(void)arg;
+	if (res != NULL && !pgconn_ok(res))
+		log_warnx("cannot set plan_cache_mode: %s", pgconn_errmsg(res));
+}
+
+/*
+ * Each (re)connect: plan every execution for its parameters.  The list
+ * queries have optional filters ("$1 IS NULL OR ..."); the generic plan
+ * PostgreSQL switches to after five runs cannot drop the unused ones and
+ * sorts the whole table (measured: 1.5 ms -> 36 ms for a page of 50).
+ */
+static void
+on_connect(struct pgconn *pc, void *arg)
+{
+	(void)arg;
+	if (pgconn_query(pc, "SET plan_cache_mode = force_custom_plan", false,
+	    0, NULL, session_done, NULL) < 0)
+		log_warnx("cannot queue the session set-up");
+}
+
+static void
 on_reload(void *arg)
 {
 	struct apid *a = arg;
@@ -147,6 +170,7 @@ main(int argc, char **argv)
 	a.cfg = &cfg;
 	daemon_init(&d, argc, argv);
 	a.db = pgconn_new(d.base, cfg.common.db_conninfo, "main");
+	pgconn_set_callbacks(a.db, on_connect, NULL, NULL, &a);
 	api_prepare(a.db);
 	open311_prepare(a.db);
 	dashboard_prepare(a.db);
