@@ -36,7 +36,13 @@
 #include "routerd.h"
 #include "xmalloc.h"
 
-#define Q_STMT		"route_batch"
+/*
+ * Not a prepared statement: planning it is trivial, and a server-side
+ * prepared statement that failed (schema not migrated yet) would keep
+ * failing after the fix until the next reconnect.
+ */
+#define Q_SQL		"SELECT claimed, routed, retried, dead, next_due_ms " \
+			"FROM aryz_route_batch($1::int, $2::text)"
 #define Q_CHANNEL	"aryz_job"
 #define Q_BACKOFF_MIN	100	/* ms after the first failed batch */
 #define Q_STATS_SEC	60	/* totals are logged this often when busy */
@@ -111,6 +117,7 @@ queue_kick(struct queue *q, const char *why)
 	switch (q->state) {
 	case QS_IDLE:
 		log_debug("queue: wake-up (%s)", why);
+		evtimer_del(&q->ev_timer);	/* re-armed when idle again */
 		enter_state(q, QS_BUSY);
 		/*
 		 * Deferred to the next loop turn: every notification read in
@@ -255,7 +262,7 @@ queue_send(struct queue *q)
 	snprintf(limit, sizeof(limit), "%d", q->cfg->batch_size);
 	v[0] = limit;
 	v[1] = q->worker;
-	if (pgconn_query(q->db, Q_STMT, true, 2, v, batch_done, q) < 0) {
+	if (pgconn_query(q->db, Q_SQL, false, 2, v, batch_done, q) < 0) {
 		/* Not connected: on_connect will drain. */
 		enter_state(q, QS_DOWN);
 		if (q->stopping)
@@ -377,8 +384,6 @@ queue_new(struct event_base *base, struct pgconn *db,
 	event_assign(&q->ev_stats, base, -1, EV_PERSIST, on_stats, q);
 	evtimer_add(&q->ev_stats, &stats);
 
-	pgconn_prepare(db, Q_STMT, "SELECT claimed, routed, retried, dead, "
-	    "next_due_ms FROM aryz_route_batch($1::int, $2::text)");
 	pgconn_listen(db, Q_CHANNEL);
 	pgconn_set_callbacks(db, on_connect, on_disconnect, on_notify, q);
 	return q;

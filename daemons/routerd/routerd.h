@@ -24,9 +24,9 @@ struct routerd_cfg {
 struct queue;
 
 /*
- * Create the consumer of db: registers its prepared statement, LISTEN
- * aryz_job and the connect/notify callbacks, so call it before
- * pgconn_start(db).  cfg is read at every batch (reloadable values).
+ * Create the consumer of db: registers LISTEN aryz_job and the
+ * connect/notify callbacks, so call it before pgconn_start(db).  cfg is
+ * read at every batch (reloadable values).
  */
 struct queue *queue_new(struct event_base *base, struct pgconn *db,
     const struct routerd_cfg *cfg);

@@ -8,13 +8,14 @@ AK_BULUNG = "41702205805000"  # demo: water -> provider 3; waste contract ended 
 READY = r"queue: listening on aryz_job"
 
 
-def config(db, poll_ms=2000, batch=50, level="debug", worker=""):
+def config(db, poll_ms=2000, batch=50, level="debug", worker="", backoff_max_ms=30000):
     return """
 database: { conninfo = "%s"; };
-queue: { batch_size = %d; poll_interval_ms = %d; worker_id = "%s"; };
+queue: { batch_size = %d; poll_interval_ms = %d; worker_id = "%s";
+         error_backoff_max_ms = %d; };
 log: { level = "%s"; };
 shutdown_timeout = 20;
-""" % (db.conninfo, batch, poll_ms, worker, level)
+""" % (db.conninfo, batch, poll_ms, worker, backoff_max_ms, level)
 
 
 def start(daemons, db, name="aryz-routerd", instance=None, **kw):

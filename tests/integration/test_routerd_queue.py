@@ -1,6 +1,7 @@
 """aryz-routerd queue: the claim plan, NOTIFY / poll / reconnect wake-ups,
 two instances over 10,000 complaints, kill -9 in the middle of a batch,
 retries into dead_letter and aryzctl requeue."""
+import re
 import time
 
 import psycopg2
@@ -174,3 +175,18 @@ def test_sighup_reloads_the_batch_size(db, daemons):
     wait_all_routed(db)
     assert rd.log_contains(r"batch claimed=7 ", since)
     assert not rd.log_contains(r"batch claimed=(?:[89]|[1-9]\d) ", since)
+
+
+def test_failing_batches_back_off_and_recover_without_restart(db, daemons):
+    # As if the schema were not migrated yet: the batch function is missing.
+    db.execute("ALTER FUNCTION aryz_route_batch(int, text) RENAME TO aryz_route_batch_x")
+    cid = submit(db, "m1", phone="+996700800001")["complaint_id"]
+    rd = start(daemons, db, poll_ms=100, backoff_max_ms=400)
+    rd.wait_log(r"route batch failed \(3 in a row\), retrying in \d+ ms: .*aryz_route_batch")
+    assert rd.alive() and status(db, cid) == "received"
+    # Fixed (aryzctl migrate): the next attempt routes, no restart needed.
+    db.execute("ALTER FUNCTION aryz_route_batch_x(int, text) RENAME TO aryz_route_batch")
+    wait_for(lambda: status(db, cid) == "routed", 15, "routed after the fix")
+    log = rd.log()
+    waits = [int(m) for m in re.findall(r"retrying in (\d+) ms", log)]
+    assert max(waits) <= 500 and waits[0] <= 125     # 100 ms doubling, capped, +-25%
