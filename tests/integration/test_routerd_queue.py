@@ -4,8 +4,6 @@ retries into dead_letter and aryzctl requeue."""
 import re
 import time
 
-import psycopg2
-
 from harness import wait_for
 from routerd_helpers import (assert_each_routed_once, config, insert_without_notify,
                              pending, start, submit, submit_many, wait_all_routed)
