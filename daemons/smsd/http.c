@@ -113,7 +113,8 @@ reply_raw(struct evhttp_request *req, const char *ctx, int code,
 	else
 		clog_info(ctx, "%s %s -> %d %s", method_name(req), shortpath,
 		    code, text);
-	evhttp_send_reply(req, code, code == 200 ? "OK" : text, b);
+	/* The standard reason phrase: the text may quote client input. */
+	evhttp_send_reply(req, code, NULL, b);
 	evbuffer_free(b);
 }
 
@@ -126,10 +127,6 @@ sreq_reply(struct sreq *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	/*
-	 * Reason phrases must be one token-safe line; keep the full text in
-	 * the body only.
-	 */
 	reply_raw(r->req, r->ctx[0] ? r->ctx : NULL, code, text, code == 503);
 	r->s->inflight--;
 	if (r->priv_free)

@@ -166,6 +166,7 @@ static const struct {
 	{ "smsd_dlr", "SELECT aryz_sms_dlr($1::bigint, $2::int, $3)" },
 	{ "smsd_kw", LEXICON_SQL_KEYWORDS },
 	{ "smsd_alias", LEXICON_SQL_PLACES },
+	{ "smsd_rayons", LEXICON_SQL_RAYONS },
 };
 
 struct pgconn *
@@ -189,21 +190,42 @@ struct lexload {
 };
 
 static void
-alias_loaded(PGresult *res, void *arg)
+rayons_loaded(PGresult *res, void *arg)
 {
 	struct lexload *ll = arg;
 	char err[256];	/* one reason */
-	int n;
 
-	if ((n = lexicon_add_places_pg(ll->lx, res, err, sizeof(err))) < 0) {
-		log_warnx("loading municipality names failed: %s", err);
+	if (lexicon_add_rayons_pg(ll->lx, res, err, sizeof(err)) < 0) {
+		log_warnx("loading rayon names failed: %s", err);
 		lexicon_free(&ll->lx);
 		free(ll);
 		return;
 	}
 	lexicon_free(&ll->s->lex);
 	ll->s->lex = ll->lx;
-	log_info("lexicon loaded: %d place names", n);
+	log_info("lexicon loaded: %zu keywords, %zu place names, %zu rayon "
+	    "names", lexicon_nkeywords(ll->lx), lexicon_nplaces(ll->lx),
+	    lexicon_nrayons(ll->lx));
+	free(ll);
+}
+
+static void
+alias_loaded(PGresult *res, void *arg)
+{
+	struct lexload *ll = arg;
+	struct pgconn *db;
+	char err[256];	/* one reason */
+
+	if (lexicon_add_places_pg(ll->lx, res, err, sizeof(err)) < 0) {
+		log_warnx("loading municipality names failed: %s", err);
+		goto fail;
+	}
+	if ((db = smsd_db(ll->s)) != NULL &&
+	    pgconn_query(db, "smsd_rayons", true, 0, NULL, rayons_loaded,
+	    ll) == 0)
+		return;
+fail:
+	lexicon_free(&ll->lx);
 	free(ll);
 }
 

@@ -216,6 +216,33 @@ submit_done(PGresult *res, void *arg)
 	    strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? " duplicate" : "");
 }
 
+/*
+ * Add what the normalizer found to m->meta, so triage shows the
+ * candidate municipalities of an ambiguous name.
+ */
+static void
+norm_meta(struct mo_msg *m, const struct norm_result *nr)
+{
+	json_t *o = json_loads(m->meta ? m->meta : "{}", 0, NULL);
+	json_t *n, *c;
+
+	if (o == NULL)
+		o = json_object();
+	n = json_object();
+	c = json_array();
+	json_object_set_new(n, "category", json_string(nr->category));
+	json_object_set_new(n, "municipality", json_string(nr->soate));
+	for (int i = 0; i < nr->ncandidates && i < NORM_MAX_CANDIDATES; i++)
+		json_array_append_new(c, json_string(nr->candidates[i]));
+	json_object_set_new(n, "candidates", c);
+	if (lang_code(nr->lang))
+		json_object_set_new(n, "language", json_string(lang_code(nr->lang)));
+	json_object_set_new(o, "normalized", n);
+	free(m->meta);
+	m->meta = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+}
+
 static void
 mo_submit(struct sreq *r, struct mo_msg *m)
 {
@@ -230,6 +257,7 @@ mo_submit(struct sreq *r, struct mo_msg *m)
 		return;
 	}
 	normalize_text(r->s->lex, m->text, m->textlen, &nr);
+	norm_meta(m, &nr);
 	hex = bytea_hex(m->raw, m->rawlen);
 	v[0] = "sms";
 	v[1] = m->idem;

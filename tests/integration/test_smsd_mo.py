@@ -165,3 +165,31 @@ def test_sighup_reloads_reference_and_sigterm_drains(db, daemons):
     assert db.scalar("SELECT category_code FROM complaint") == "water"
     assert d.stop() == 0
     assert d.log_contains("drained, stopping")
+
+
+def test_municipality_order_text_home_shortcode(db, daemons):
+    d = start_smsd(daemons, db)
+    db.execute("INSERT INTO sms_shortcode VALUES ('1414', '41702205805000')")
+    # An ambiguous name and no home: left for triage, candidates kept.
+    st, _, _ = kannel_get(d, **{"from": "+996700900001", "to": "1212", "id": "mu-1",
+                                "text": "Кызыл-Туу суу жок"})
+    assert st == 200
+    row = db.one("SELECT c.municipality_soate, m.meta FROM complaint c "
+                 "JOIN inbound_message m ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:mu-1'")
+    assert row["municipality_soate"] is None
+    assert len(row["meta"]["normalized"]["candidates"]) >= 2
+    # The same text from a resident with a home: the home.
+    db.execute("INSERT INTO resident (phone, home_soate) VALUES ('+996700900002', '41703220856000')")
+    kannel_get(d, **{"from": "+996700900002", "to": "1212", "id": "mu-2",
+                     "text": "Кызыл-Туу суу жок"})
+    assert db.scalar("SELECT municipality_soate FROM complaint c JOIN inbound_message m "
+                     "ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:mu-2'") == "41703220856000"
+    # No name, no home: the short code's municipality.
+    kannel_get(d, **{"from": "+996700900003", "to": "1414", "id": "mu-3", "text": "суу жок"})
+    assert db.scalar("SELECT municipality_soate FROM complaint c JOIN inbound_message m "
+                     "ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:mu-3'") == "41702205805000"
+    # An explicit name wins over the short code.
+    kannel_get(d, **{"from": "+996700900004", "to": "1414", "id": "mu-4",
+                     "text": "Suzak suu jok"})
+    assert db.scalar("SELECT municipality_soate FROM complaint c JOIN inbound_message m "
+                     "ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:mu-4'") == "41703220856000"
