@@ -464,7 +464,7 @@ api_action(struct apid *a, struct evhttp_request *req, const char *ticket,
 	vals[2] = actorbuf;
 	vals[3] = detail_text;
 	if (http_query(r, "api_action", 4, vals, action_done) < 0)
-		goto fail;
+		goto fail;	/* answered 503 */
 fail:
 	free(detail_text);
 	json_decref(detail);
