@@ -1,7 +1,9 @@
 /*
  * queue.c - aryzctl status, dead-letters and requeue.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -52,15 +54,37 @@ int
 cmd_dead_letters(struct ctl *c)
 {
 	return print_result(c, "SELECT id, job_id, kind, attempts, failed_at, "
+	    "left(payload::text, 40) AS payload, "
 	    "left(last_error, 80) AS last_error FROM dead_letter "
 	    "WHERE requeued_at IS NULL ORDER BY id", 0, NULL);
 }
 
+/*
+ * Put dead letters back on the queue as fresh jobs (attempts 0, due now)
+ * and wake the consumers.  A dead letter whose dedup_key is already queued
+ * again (e.g. aryz_route_request) counts as requeued: its work is pending.
+ */
 int
 cmd_requeue(struct ctl *c, const char *what)
 {
-	const char *v[] = { strcmp(what, "all") == 0 ? NULL : what };
-	PGresult *r = ctl_query(c,
+	const char *v[1] = { NULL };
+	PGresult *r;
+	char *end;
+	long long id;
+	int rc = 0;
+
+	if (strcmp(what, "all") != 0) {
+		errno = 0;
+		id = strtoll(what, &end, 10);
+		if (errno != 0 || end == what || *end != '\0' || id <= 0) {
+			fprintf(stderr, "aryzctl: requeue: '%s' is not a dead "
+			    "letter id (see aryzctl dead-letters) or 'all'\n",
+			    what);
+			return -1;
+		}
+		v[0] = what;
+	}
+	r = ctl_query(c,
 	    "WITH d AS (UPDATE dead_letter SET requeued_at = now() "
 	    "  WHERE requeued_at IS NULL AND ($1::bigint IS NULL OR id = $1::bigint) "
 	    "  RETURNING kind, dedup_key, payload), "
@@ -68,11 +92,16 @@ cmd_requeue(struct ctl *c, const char *what)
 	    "  SELECT kind, dedup_key, payload FROM d "
 	    "  ON CONFLICT (dedup_key) DO NOTHING RETURNING 1), "
 	    "n AS (SELECT pg_notify('aryz_job', 'requeue')) "
-	    "SELECT count(*) FROM i, n", 1, v);
-
+	    "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM i), "
+	    "  (SELECT count(*) FROM n)", 1, v);
 	if (r == NULL)
 		return -1;
-	printf("requeued %s job(s)\n", PQgetvalue(r, 0, 0));
+	if (v[0] != NULL && strcmp(PQgetvalue(r, 0, 0), "0") == 0) {
+		fprintf(stderr, "aryzctl: requeue: no dead letter %s waiting "
+		    "(already requeued, or no such id)\n", what);
+		rc = -1;
+	} else
+		printf("requeued %s job(s)\n", PQgetvalue(r, 0, 1));
 	PQclear(r);
-	return 0;
+	return rc;
 }

@@ -132,6 +132,10 @@ def test_failing_job_goes_to_dead_letter_and_can_be_requeued(servers, db, daemon
     wait_for(lambda: status(db, bad) == "routed", 15, "requeued job routed")
     assert db.scalar("SELECT count(*) FROM outbox WHERE idem_key = %s",
                      ("route:%d:resident" % bad,)) == 1
+    again = servers.ctl("requeue", str(dl_id), db=db.name, check=False)
+    assert again.returncode == 1 and "no dead letter %d waiting" % dl_id in again.stderr
+    bad_arg = servers.ctl("requeue", "12x", db=db.name, check=False)
+    assert bad_arg.returncode == 1 and "not a dead letter id" in bad_arg.stderr
     remaining = servers.ctl("dead-letters", db=db.name).stdout
     assert "999999" in remaining and "injected" not in remaining
     st = servers.ctl("status", db=db.name).stdout
