@@ -34,6 +34,8 @@ void timers_attach(struct timers *t);
  * before timers_stop returns).
  */
 void timers_stop(struct timers *t, void (*done)(void *), void *arg);
+/* The configuration was reloaded: recompute the sleep. */
+void timers_reload(struct timers *t);
 /* Timers fired since start. */
 long long timers_fired(const struct timers *t);
 /* Free; sets *tp to NULL.  Accepts NULL. */

@@ -98,6 +98,14 @@ on_stop(void *arg)
 	timers_stop(e->timers, on_drained, e);
 }
 
+static void
+on_reload(void *arg)
+{
+	struct escalated *e = arg;
+
+	timers_reload(e->timers);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,6 +119,7 @@ main(int argc, char **argv)
 		.cfg = &cfg,
 		.cfg_size = sizeof(cfg),
 		.on_stop = on_stop,
+		.on_reload = on_reload,
 		.arg = &e,
 	};
 	struct pgconn *db;

@@ -276,6 +276,16 @@ timers_stop(struct timers *t, void (*done)(void *), void *arg)
 	/* else on_fired finishes the stop when the batch commits. */
 }
 
+void
+timers_reload(struct timers *t)
+{
+	/* The sleep was computed with the old settings: look again now. */
+	if (t->state == TM_SLEEPING)
+		timers_fire(t);
+	else if (t->state == TM_FIRING)
+		t->rerun = true;
+}
+
 long long
 timers_fired(const struct timers *t)
 {

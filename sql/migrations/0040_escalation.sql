@@ -25,26 +25,34 @@ ALTER TABLE sla_timer ADD COLUMN outcome text;   -- acted, stale, not_applicable
 CREATE FUNCTION aryz_escalation_top() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 4 $$;
 
 -- Who is at level p_level of the chain of complaint p_complaint: a role
--- word and a phone (NULL when nobody is registered for it).
+-- word and a phone (NULL when nobody is registered for it).  (plpgsql,
+-- not sql, here and below: its plans are cached across calls, which
+-- matters when a batch fires thousands of timers.)
 CREATE FUNCTION aryz_escalation_contact(p_complaint bigint, p_level int,
                                         OUT role text, OUT phone text)
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p_level <= 1 AND c.responsible = 'provider' THEN 'dispatcher'
-                WHEN p_level <= 1 THEN 'service'
-                WHEN p_level = 2 THEN 'specialist'
-                WHEN p_level = 3 THEN 'head'
-                ELSE 'rayon' END,
-           CASE WHEN p_level <= 1 AND c.responsible = 'provider' THEN p.dispatcher_phone
-                WHEN p_level <= 1 THEN m.service_phone
-                WHEN p_level = 2 THEN m.specialist_phone
-                WHEN p_level = 3 THEN m.head_phone
-                ELSE r.admin_phone END::text
-      FROM complaint c
-      LEFT JOIN provider p ON p.id = c.provider_id
-      LEFT JOIN municipality m ON m.soate = c.municipality_soate
-      LEFT JOIN rayon r ON r.soate = m.rayon_soate
-     WHERE c.id = p_complaint
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c complaint;
+BEGIN
+    SELECT * INTO c FROM complaint WHERE id = p_complaint;
+    IF p_level <= 1 AND c.responsible = 'provider' THEN
+        role := 'dispatcher';
+        SELECT p.dispatcher_phone INTO phone FROM provider p WHERE p.id = c.provider_id;
+    ELSIF p_level <= 1 THEN
+        role := 'service';
+        SELECT m.service_phone INTO phone FROM municipality m WHERE m.soate = c.municipality_soate;
+    ELSIF p_level = 2 THEN
+        role := 'specialist';
+        SELECT m.specialist_phone INTO phone FROM municipality m WHERE m.soate = c.municipality_soate;
+    ELSIF p_level = 3 THEN
+        role := 'head';
+        SELECT m.head_phone INTO phone FROM municipality m WHERE m.soate = c.municipality_soate;
+    ELSE
+        role := 'rayon';
+        SELECT r.admin_phone INTO phone FROM municipality m JOIN rayon r ON r.soate = m.rayon_soate
+         WHERE m.soate = c.municipality_soate;
+    END IF;
+END $$;
 
 -- Working minutes before level p_level is due, from the policy.
 CREATE FUNCTION aryz_escalation_delay(p sla_policy, p_level int) RETURNS int
@@ -53,29 +61,39 @@ LANGUAGE sql IMMUTABLE AS $$
                     p.escalation_minutes[array_upper(p.escalation_minutes, 1)])
 $$;
 
--- The staff SMS of a timer action: ticket, category, municipality, what.
-CREATE FUNCTION aryz_esc_text(c complaint, p_what text) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT 'aryz №' || c.ticket || ' ('
-           || COALESCE((SELECT name_ru FROM service_category WHERE code = c.category_code), c.category_code)
-           || ', ' || COALESCE((SELECT name_ru FROM municipality WHERE soate = c.municipality_soate), '?')
-           || '): ' || p_what
-           || CASE WHEN c.description <> '' THEN ' «' || left(c.description, 60) || '»' ELSE '' END
+-- The staff SMS of a timer action (Russian, the working language of the
+-- municipal staff): ticket, category, municipality, what, and the start
+-- of the resident's text.  One expression, so the planner inlines it.
+CREATE FUNCTION aryz_esc_format(p_ticket text, p_category text, p_municipality text,
+                                p_what text, p_description text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'aryz №' || p_ticket || ' (' || COALESCE(p_category, '?') || ', '
+           || COALESCE(p_municipality, '?') || '): ' || p_what
+           || CASE WHEN p_description <> '' THEN ' «' || left(p_description, 60) || '»' ELSE '' END
 $$;
 
--- Local time of ts in the municipality's calendar, for SMS texts.
-CREATE FUNCTION aryz_esc_local(p_soate text, ts timestamptz) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT to_char(ts AT TIME ZONE wc.timezone, 'DD.MM HH24:MI')
-      FROM work_calendar wc WHERE wc.id = aryz_calendar_of(p_soate)
-$$;
+-- The same for complaint c, looking the names up.
+CREATE FUNCTION aryz_esc_text(c complaint, p_what text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_cat text;
+    v_muni text;
+BEGIN
+    SELECT name_ru INTO v_cat FROM service_category WHERE code = c.category_code;
+    SELECT name_ru INTO v_muni FROM municipality WHERE soate = c.municipality_soate;
+    RETURN aryz_esc_format(c.ticket, COALESCE(v_cat, c.category_code), v_muni, p_what,
+                           c.description);
+END $$;
 
 -- Record one timer action: the event, the SMS to p_phone (if any) and
--- the MQTT messages (municipality topic, and provider topic when a
--- provider is responsible).  Every outbox key holds the timer id, so a
+-- the MQTT messages.  Escalations go to the municipality topic and, when
+-- a provider is responsible, to the provider topic; p_own_only (warnings
+-- and reminders, meant for the responsible party alone) sends only to the
+-- responsible party's topic.  Every outbox key holds the timer id, so a
 -- timer's notifications exist at most once.  Returns the event id.
 CREATE FUNCTION aryz_esc_record(c complaint, t sla_timer, p_kind text, p_key text,
-                                p_role text, p_phone text, p_sms text, p_detail jsonb)
+                                p_role text, p_phone text, p_sms text, p_detail jsonb,
+                                p_own_only boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_event bigint;
@@ -100,9 +118,11 @@ BEGIN
                                     'category', c.category_code, 'provider_id', c.provider_id,
                                     'at', now())
                  || COALESCE(p_detail, '{}');
-    PERFORM aryz_outbox_mqtt('timer:' || t.id || ':' || p_key || ':muni',
-                             'aryz/v1/' || c.municipality_soate || '/' || c.category_code || '/escalation',
-                             v_payload, c.id);
+    IF NOT (p_own_only AND c.responsible = 'provider') THEN
+        PERFORM aryz_outbox_mqtt('timer:' || t.id || ':' || p_key || ':muni',
+                                 'aryz/v1/' || c.municipality_soate || '/' || c.category_code
+                                 || '/escalation', v_payload, c.id);
+    END IF;
     IF c.provider_id IS NOT NULL AND c.responsible = 'provider' THEN
         PERFORM aryz_outbox_mqtt('timer:' || t.id || ':' || p_key || ':prov',
                                  'aryz/v1/providers/' || c.provider_id || '/escalations',
@@ -179,7 +199,6 @@ DECLARE
     c complaint;
     v_open boolean;
     v_who record;
-    v_due timestamptz;
     v_pol sla_policy;
     v_res text;
 BEGIN
@@ -190,21 +209,6 @@ BEGIN
     v_open := c.status IN ('routed', 'acknowledged', 'in_progress');
 
     CASE t.kind
-    WHEN 'ack_warn', 'resolve_warn' THEN
-        IF NOT (CASE WHEN t.kind = 'ack_warn' THEN c.status = 'routed' ELSE v_open END) THEN
-            RETURN 'not_applicable:' || c.status;
-        END IF;
-        SELECT due_at INTO v_due FROM sla_timer
-         WHERE complaint_id = c.id AND generation = t.generation
-           AND kind = replace(t.kind, '_warn', '_breach') AND cancelled_at IS NULL;
-        v_who := aryz_escalation_contact(c.id, 1);
-        PERFORM aryz_esc_record(c, t, 'sla_warning', 'warn', v_who.role, v_who.phone,
-            aryz_esc_text(c, CASE WHEN t.kind = 'ack_warn' THEN 'подтвердите заявку'
-                                  ELSE 'выполните заявку' END
-                             || COALESCE(' до ' || aryz_esc_local(c.municipality_soate, v_due), '')
-                             || '.'),
-            jsonb_build_object('sla', split_part(t.kind, '_', 1), 'breach_at', v_due));
-
     WHEN 'ack_breach', 'resolve_breach' THEN
         IF NOT (CASE WHEN t.kind = 'ack_breach' THEN c.status = 'routed' ELSE v_open END) THEN
             RETURN 'not_applicable:' || c.status;
@@ -251,7 +255,8 @@ BEGIN
         END IF;
         v_who := aryz_escalation_contact(c.id, 1);
         PERFORM aryz_esc_record(c, t, 'update_reminder', 'update', v_who.role, v_who.phone,
-            aryz_esc_text(c, 'сообщите о ходе работ.'), jsonb_build_object('reminder', t.level + 1));
+            aryz_esc_text(c, 'сообщите о ходе работ.'), jsonb_build_object('reminder', t.level + 1),
+            true);
         v_pol := aryz_policy_of(c.id);
         IF v_pol.update_minutes IS NOT NULL THEN
             PERFORM aryz_esc_arm(c, 'update', t.level + 1,
@@ -270,9 +275,128 @@ BEGIN
             RETURN 'not_applicable:' || v_res;
         END IF;
     ELSE
-        RAISE EXCEPTION 'unknown timer kind %', t.kind;
+        -- ack_warn and resolve_warn are fired by aryz_fire_warnings().
+        RAISE EXCEPTION 'aryz_fire_timer: unexpected timer kind %', t.kind;
     END CASE;
     RETURN 'acted';
+END $$;
+
+-- Warnings (ack_warn, resolve_warn) to the responsible party: the
+-- event, an SMS to the dispatcher (or the municipality's service desk)
+-- and one MQTT message on the responsible party's own topic.  They change
+-- nothing but the history and the outbox, so the order within a batch
+-- does not matter and a whole batch of them is fired in one set-based
+-- statement, several times faster than one at a time.  p_ids must be
+-- claimed (locked) by the caller; returns (fired, acted).
+CREATE FUNCTION aryz_fire_warnings(p_ids bigint[], OUT fired int, OUT acted int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH w AS (
+        SELECT t.id, t.kind, t.level, t.generation, t.due_at, c.id AS cid, c.ticket,
+               c.status, c.escalation_level, c.priority, c.municipality_soate,
+               c.category_code, c.provider_id, c.responsible, c.description,
+               CASE WHEN t.generation <> c.reopen_count THEN 'stale'
+                    WHEN (t.kind = 'ack_warn' AND c.status = 'routed')
+                      OR (t.kind = 'resolve_warn'
+                          AND c.status IN ('routed', 'acknowledged', 'in_progress'))
+                    THEN 'acted'
+                    ELSE 'not_applicable:' || c.status END AS outcome,
+               split_part(t.kind, '_', 1) AS sla,
+               b.due_at AS breach_at,
+               CASE WHEN c.responsible = 'provider' THEN 'dispatcher' ELSE 'service' END AS role,
+               (CASE WHEN c.responsible = 'provider' THEN p.dispatcher_phone
+                     ELSE m.service_phone END)::text AS phone,
+               COALESCE(sc.name_ru, c.category_code) AS cat_name, m.name_ru AS muni_name,
+               COALESCE(wc.timezone, 'Asia/Bishkek') AS tz,
+               CASE WHEN c.responsible = 'provider' AND c.provider_id IS NOT NULL
+                    THEN 'prov' ELSE 'muni' END AS topic_key
+          -- LATERAL ... OFFSET 0: index lookups per timer; a batch is a
+          -- sliver of the tables, which the planner cannot know.
+          FROM sla_timer t
+          CROSS JOIN LATERAL (SELECT * FROM complaint c0
+                               WHERE c0.id = t.complaint_id OFFSET 0) c
+          LEFT JOIN provider p ON p.id = c.provider_id
+          LEFT JOIN municipality m ON m.soate = c.municipality_soate
+          LEFT JOIN work_calendar wc ON wc.id = m.calendar_id
+          LEFT JOIN service_category sc ON sc.code = c.category_code
+          LEFT JOIN LATERAL (SELECT b0.due_at FROM sla_timer b0
+                              WHERE b0.complaint_id = t.complaint_id
+                                AND b0.generation = t.generation AND b0.level = 0
+                                AND b0.kind = replace(t.kind, '_warn', '_breach')
+                                AND b0.cancelled_at IS NULL OFFSET 0) b ON true
+         WHERE t.id = ANY (p_ids) AND t.kind IN ('ack_warn', 'resolve_warn')
+           AND t.fired_at IS NULL AND t.cancelled_at IS NULL
+    ), u AS (
+        UPDATE sla_timer s SET fired_at = clock_timestamp(), attempts = s.attempts + 1,
+                               outcome = w.outcome
+          FROM w WHERE s.id = w.id
+        RETURNING s.id
+    ), a AS (
+        SELECT w.*,
+               jsonb_build_object('timer_id', w.id, 'timer', w.kind, 'timer_level', w.level,
+                                  'generation', w.generation, 'due_at', w.due_at,
+                                  'role', w.role, 'recipient', w.phone,
+                                  'sla', w.sla, 'breach_at', w.breach_at) AS detail,
+               jsonb_build_object('event', 'sla_warning', 'ticket', w.ticket,
+                                  'complaint_id', w.cid, 'status', w.status,
+                                  'escalation_level', w.escalation_level,
+                                  'priority', w.priority, 'role', w.role,
+                                  'municipality', w.municipality_soate,
+                                  'category', w.category_code, 'provider_id', w.provider_id,
+                                  'at', now(), 'sla', w.sla, 'breach_at', w.breach_at) AS payload,
+               aryz_esc_format(w.ticket, w.cat_name, w.muni_name,
+                   CASE WHEN w.kind = 'ack_warn' THEN 'подтвердите заявку'
+                        ELSE 'выполните заявку' END
+                   || COALESCE(' до ' || to_char(w.breach_at AT TIME ZONE w.tz, 'DD.MM HH24:MI'), '')
+                   || '.', w.description) AS sms
+          FROM w WHERE w.outcome = 'acted'
+    ), ev AS (
+        INSERT INTO complaint_event (complaint_id, kind, from_status, to_status, actor, detail)
+        SELECT a.cid, 'sla_warning', a.status, a.status, 'aryz-escalated', a.detail FROM a
+        RETURNING 1
+    ), sms AS (
+        INSERT INTO outbox (channel, idem_key, recipient, body, complaint_id)
+        SELECT 'sms', 'timer:' || a.id || ':warn:sms', a.phone, a.sms, a.cid
+          FROM a WHERE a.phone IS NOT NULL
+        ON CONFLICT (idem_key) DO NOTHING
+        RETURNING 1
+    ), mq AS (
+        INSERT INTO outbox (channel, idem_key, recipient, body, complaint_id)
+        SELECT 'mqtt', 'timer:' || a.id || ':warn:' || a.topic_key,
+               CASE WHEN a.topic_key = 'prov'
+                    THEN 'aryz/v1/providers/' || a.provider_id || '/escalations'
+                    ELSE 'aryz/v1/' || a.municipality_soate || '/' || a.category_code || '/escalation'
+               END, a.payload::text, a.cid
+          FROM a
+        ON CONFLICT (idem_key) DO NOTHING
+        RETURNING 1
+    )
+    -- (Data-modifying CTEs run to completion whether read or not.)
+    SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM a) INTO fired, acted;
+    IF acted > 0 THEN
+        -- As aryz_outbox_sms/aryz_outbox_mqtt do, once per batch.
+        PERFORM pg_notify('aryz_outbox', 'sms');
+        PERFORM pg_notify('aryz_outbox', 'mqtt');
+    END IF;
+END $$;
+
+-- A timer's action raised p_err: retry it after attempts minutes, give up
+-- after 5 attempts (fired, outcome 'failed: ...').  True if given up.
+CREATE FUNCTION aryz_timer_failed(p_id bigint, p_err text, p_now timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_gave_up boolean;
+BEGIN
+    RAISE WARNING 'sla_timer %: %', p_id, p_err;
+    UPDATE sla_timer
+       SET attempts = attempts + 1,
+           outcome = 'failed: ' || left(p_err, 400),
+           fired_at = CASE WHEN attempts + 1 >= 5 THEN clock_timestamp() END,
+           due_at = CASE WHEN attempts + 1 >= 5 THEN due_at
+                         ELSE p_now + (attempts + 1) * interval '1 minute' END
+     WHERE id = p_id
+    RETURNING fired_at IS NOT NULL INTO v_gave_up;
+    RETURN COALESCE(v_gave_up, false);
 END $$;
 
 -- Fire up to p_limit due timers in this transaction.  Due means due_at <=
@@ -294,7 +418,10 @@ DECLARE
     v_off interval := make_interval(secs => greatest(COALESCE(p_offset_seconds, 0), 0));
     v_now timestamptz := now() + v_off;
     v_ids bigint[];
+    v_warn bigint[];
     v_id bigint;
+    v_f int;
+    v_a int;
     t sla_timer;
     v_out text;
     v_err text;
@@ -308,10 +435,12 @@ BEGIN
     -- Claim: the timer and its complaint, skipping any another
     -- transaction holds (another instance, or aryz_transition changing
     -- the complaint right now: that timer is looked at next round).
-    SELECT array_agg(x.id ORDER BY x.due_at,
+    SELECT array_agg(x.id) FILTER (WHERE x.kind IN ('ack_warn', 'resolve_warn')),
+           array_agg(x.id ORDER BY x.due_at,
                      CASE WHEN x.kind LIKE '%_breach' THEN 0 WHEN x.kind = 'legal_bound' THEN 1
                           WHEN x.kind = 'escalate' THEN 2 ELSE 3 END, x.id)
-      INTO v_ids
+               FILTER (WHERE x.kind NOT IN ('ack_warn', 'resolve_warn'))
+      INTO v_warn, v_ids
       FROM (SELECT s.id, s.due_at, s.kind
               FROM sla_timer s JOIN complaint c ON c.id = s.complaint_id
              WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= v_now
@@ -319,6 +448,31 @@ BEGIN
              LIMIT p_limit
                FOR NO KEY UPDATE OF s, c SKIP LOCKED) x;
 
+    -- Warnings first, all at once (see aryz_fire_warnings: their order
+    -- does not matter).  If the batch statement fails, one at a time, so
+    -- a bad one cannot hold up the others.
+    IF v_warn IS NOT NULL THEN
+        BEGIN
+            SELECT w.fired, w.acted INTO v_f, v_a FROM aryz_fire_warnings(v_warn) w;
+            fired := fired + v_f;
+            acted := acted + v_a;
+        EXCEPTION WHEN OTHERS THEN
+            FOREACH v_id IN ARRAY v_warn LOOP
+                BEGIN
+                    SELECT w.fired, w.acted INTO v_f, v_a FROM aryz_fire_warnings(ARRAY[v_id]) w;
+                    fired := fired + v_f;
+                    acted := acted + v_a;
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
+                    IF aryz_timer_failed(v_id, v_err, v_now) THEN
+                        fired := fired + 1;
+                    END IF;
+                END;
+            END LOOP;
+        END;
+    END IF;
+
+    -- The rest one by one, in order: they change the complaint.
     FOREACH v_id IN ARRAY COALESCE(v_ids, '{}') LOOP
         -- Re-read: an earlier timer of this batch may have cancelled it.
         SELECT * INTO t FROM sla_timer WHERE id = v_id;
@@ -326,25 +480,20 @@ BEGIN
         BEGIN
             -- Fired first: what it does may cancel the complaint's
             -- pending timers (aryz_escalate, aryz_transition), not it.
-            UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1
+            UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
+                                 outcome = 'acted'
              WHERE id = v_id;
             v_out := aryz_fire_timer(t, v_now);
-            UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
+            IF v_out <> 'acted' THEN
+                UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
+            END IF;
             fired := fired + 1;
             IF v_out = 'acted' THEN
                 acted := acted + 1;
             END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
-            RAISE WARNING 'sla_timer %: %', v_id, v_err;
-            UPDATE sla_timer
-               SET attempts = attempts + 1,
-                   outcome = 'failed: ' || left(v_err, 400),
-                   fired_at = CASE WHEN attempts + 1 >= 5 THEN clock_timestamp() END,
-                   due_at = CASE WHEN attempts + 1 >= 5 THEN due_at
-                                 ELSE v_now + (attempts + 1) * interval '1 minute' END
-             WHERE id = v_id;
-            IF t.attempts + 1 >= 5 THEN
+            IF aryz_timer_failed(v_id, v_err, v_now) THEN
                 fired := fired + 1;
             END IF;
         END;
