@@ -572,18 +572,32 @@ out:
 void
 mo_json(struct sreq *r)
 {
-	size_t len;
-	char *body = http_body(r->req, &len);
+	size_t len, bad = 0;
+	char *body = http_body(r->req, &len), *clean = NULL;
 	json_error_t err;
-	json_t *o = json_loadb(body, len, 0, &err), *t, *c;
+	json_t *o, *t, *c;
 	struct mo_msg *m = mo_msg_new();
 	const char *from, *id, *to, *udh;
 	char idbuf[32];	/* a numeric message id */
+	bool badutf8 = !utf8_valid(body, len, &bad);
 
 	r->priv = m;
 	r->priv_free = mo_priv_free;
-	free(body);
+	/*
+	 * jansson refuses a document with invalid UTF-8.  Parse a copy with
+	 * the bad bytes replaced, only to learn sender and id, so the raw
+	 * body can still be stored as rejected.
+	 */
+	if (badutf8) {
+		clean = xmalloc(len + 1);
+		for (size_t i = 0; i < len; i++)
+			clean[i] = (unsigned char)body[i] < 0x80 ? body[i] : '?';
+		clean[len] = '\0';
+	}
+	o = json_loadb(badutf8 ? clean : body, len, 0, &err);
+	free(clean);
 	if (o == NULL || !json_is_object(o)) {
+		free(body);
 		sreq_reply(r, 400, "invalid JSON: %s", o ? "not an object" :
 		    err.text);
 		goto out;
@@ -597,9 +611,21 @@ mo_json(struct sreq *r)
 		    (long long)json_integer_value(t));
 		id = idbuf;
 	}
-	if (mo_ids(r, m, "json", from, id) < 0)
+	if (mo_ids(r, m, "json", from, id) < 0) {
+		free(body);
 		goto out;
+	}
 	m->receiver = xstrdup(to ? to : "");
+	if (badutf8) {
+		char why[64];	/* "invalid UTF-8 at byte N" */
+		snprintf(why, sizeof(why), "invalid UTF-8 at byte %zu", bad);
+		m->raw = body;		/* the whole document, as it came */
+		m->rawlen = len;
+		m->meta = meta_text("json", NULL, NULL, -1, NULL, NULL, 0);
+		mo_reject(r, m, 400, why);
+		goto out;
+	}
+	free(body);
 	t = json_object_get(o, "text");
 	if (t != NULL && !json_is_string(t)) {
 		m->raw = xstrdup("");

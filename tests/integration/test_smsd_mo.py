@@ -93,11 +93,16 @@ def test_bad_input_clear_4xx_raw_stored(db, daemons):
     assert st == 400 and b"missing message id" in body
     st, _, body = sms_json(d, b"{not json")
     assert st == 400 and b"invalid JSON" in body
+    # JSON whose text is not UTF-8: sender and id are still readable.
+    raw = b'{"message_id": "jbad", "from": "+996700111222", "text": "su\xc0u"}'
+    st, _, body = http("POST", base(d) + "/sms/json", raw, {"Content-Type": "application/json"})
+    assert st == 400 and b"invalid UTF-8" in body
+    assert bytes(db.scalar("SELECT raw FROM inbound_message WHERE idem_key = 'json:jbad'")) == raw
     st, _, body = http("GET", base(d) + "/nope")
     assert st == 404
     rej = db.query("SELECT idem_key FROM inbound_message WHERE outcome = 'rejected' ORDER BY id")
     assert [r["idem_key"] for r in rej] == ["kannel:bad-1", "kannel:bad-2", "kannel:bad-3",
-                                             "kannel:bad-4"]
+                                             "kannel:bad-4", "json:jbad"]
     assert db.scalar("SELECT count(*) FROM complaint") == 0
     # Still serving.
     st, _, _ = kannel_get(d, **{"from": PHONE, "id": "good", "text": "musor"})
@@ -127,12 +132,17 @@ def test_db_down_503_then_accepted(servers, db, daemons):
                  what="503 while the database is down")
         st, h, body = kannel_get(d, **{"from": PHONE, "id": "down-1", "text": "musor"})
         assert st == 503 and h.get("Retry-After")
+        st, _, body = http("POST", base(d) + "/ussd", "sessionId=s&phoneNumber=%2B996700111222&text=",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        assert st == 503
+        assert http("GET", base(d) + "/health")[0] == 503
     finally:
         servers.pg_start()
     # The sender retries until the database is back.
     wait_for(lambda: kannel_get(d, **{"from": PHONE, "id": "down-1", "text": "musor"})[0] == 200,
              timeout=30, what="accepted after the database returns")
     assert db.scalar("SELECT count(*) FROM complaint") == 1
+    assert http("GET", base(d) + "/health")[0] == 200
 
 
 def test_client_gone_before_commit(db, daemons):
