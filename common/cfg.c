@@ -241,17 +241,14 @@ opt_equal(const struct cfg_opt *o, const void *a, const void *b)
 }
 
 int
-cfg_reload(const struct cfg_opt *tab, void *cur, size_t size, const char *file)
+cfg_reload(const struct cfg_opt *tab, void *cur, size_t size, const char *file,
+    cfg_validate_fn *validate, void *arg)
 {
 	char err[512];		/* one file:line: message */
 	void *fresh = xcalloc(1, size);
 
-	if (cfg_load(tab, fresh, file, err, sizeof(err)) < 0) {
-		log_errorx("reload FAILED, keeping old configuration: %s", err);
-		cfg_free(tab, fresh);
-		free(fresh);
-		return -1;
-	}
+	if (cfg_load(tab, fresh, file, err, sizeof(err)) < 0)
+		goto fail;
 	for (const struct cfg_opt *o = tab; o->path; o++) {
 		if ((o->flags & CFG_RELOAD) || opt_equal(o, cur, fresh))
 			continue;
@@ -265,9 +262,16 @@ cfg_reload(const struct cfg_opt *tab, void *cur, size_t size, const char *file)
 			memcpy((char *)fresh + o->off, (char *)cur + o->off,
 			    o->type == CFG_INT ? sizeof(int) : sizeof(bool));
 	}
+	if (validate != NULL && validate(fresh, arg, err, sizeof(err)) < 0)
+		goto fail;
 	cfg_free(tab, cur);
 	memcpy(cur, fresh, size);
 	free(fresh);
 	log_info("configuration reloaded from %s", file);
 	return 0;
+fail:
+	log_errorx("reload FAILED, keeping old configuration: %s", err);
+	cfg_free(tab, fresh);
+	free(fresh);
+	return -1;
 }

@@ -51,13 +51,17 @@ void cfg_free(const struct cfg_opt *tab, void *dst);
 /* Print the effective configuration in libconfig syntax. */
 void cfg_dump(const struct cfg_opt *tab, const void *src, FILE *fp);
 
+/* Extra validation of a loaded config: write err and return -1 to refuse. */
+typedef int cfg_validate_fn(void *cfg, void *arg, char *err, size_t errlen);
+
 /*
- * Reload: parse file into a fresh struct of size bytes; if it is valid,
- * keep the old value of every non-reloadable option that changed (with a
- * warning) and swap the new values into cur.  On failure cur is untouched
- * and "reload FAILED, keeping old configuration" is logged.
+ * Reload: parse file into a fresh struct of size bytes; keep the old value
+ * of every non-reloadable option that changed (with a warning); if the
+ * result passes validate (may be NULL), swap it into cur.  On failure cur
+ * is untouched and "reload FAILED, keeping old configuration" is logged.
  */
 int cfg_reload(const struct cfg_opt *tab, void *cur, size_t size,
-    const char *file) __attribute__((warn_unused_result));
+    const char *file, cfg_validate_fn *validate, void *arg)
+    __attribute__((warn_unused_result));
 
 #endif

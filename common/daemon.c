@@ -41,10 +41,12 @@ apply_log(const struct daemon *d)
 	return log_init(d->name, c->log_file, lvl);
 }
 
+/* Validate cfg, a config of daemon arg (the current one or a reload). */
 static int
-validate(struct daemon *d, char *err, size_t len)
+validate_cfg(void *cfg, void *arg, char *err, size_t len)
 {
-	struct daemon_common *c = DAEMON_COMMON(d);
+	struct daemon *d = arg;
+	struct daemon_common *c = cfg;
 
 	if (log_level_parse(c->log_level) < 0) {
 		snprintf(err, len, "%s: log.level '%s' is not one of error, "
@@ -52,8 +54,14 @@ validate(struct daemon *d, char *err, size_t len)
 		return -1;
 	}
 	if (d->validate != NULL)
-		return d->validate(d->cfg, err, len);
+		return d->validate(cfg, err, len);
 	return 0;
+}
+
+static int
+validate(struct daemon *d, char *err, size_t len)
+{
+	return validate_cfg(d->cfg, d, err, len);
 }
 
 /* Switch to the configured user when started as root; refuse otherwise. */
@@ -114,15 +122,13 @@ static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
-	char err[512];		/* one file:line: message */
 	(void)sig;
 	(void)what;
 
 	log_reopen();
-	if (cfg_reload(d->opts, d->cfg, d->cfg_size, d->config_path) < 0)
+	if (cfg_reload(d->opts, d->cfg, d->cfg_size, d->config_path,
+	    validate_cfg, d) < 0)
 		return;
-	if (validate(d, err, sizeof(err)) < 0)
-		log_errorx("reloaded configuration is not valid: %s", err);
 	if (apply_log(d) < 0)
 		log_warn("cannot open log file %s", DAEMON_COMMON(d)->log_file);
 	if (d->on_reload != NULL)

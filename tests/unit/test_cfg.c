@@ -98,6 +98,18 @@ test_errors_have_file_and_line(void **state)
 	}
 }
 
+static int
+refuse_bad(void *cfg, void *arg, char *err, size_t len)
+{
+	struct tcfg *c = cfg;
+	(void)arg;
+	if (strcmp(c->name, "bad") == 0) {
+		snprintf(err, len, "name must not be bad");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 test_reload(void **state)
 {
@@ -109,14 +121,19 @@ test_reload(void **state)
 	    sizeof(err)), 0);
 	/* port is not reloadable: kept; batch and name change. */
 	write_file("http: { port = 11; };\nbatch = 8;\nname = \"new\";\n");
-	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path), 0);
+	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path, NULL, NULL), 0);
 	assert_int_equal(c.port, 10);
 	assert_int_equal(c.batch, 8);
 	assert_string_equal(c.name, "new");
 	/* A broken file changes nothing. */
 	write_file("batch = 500;\n");
-	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path), -1);
+	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path, NULL, NULL), -1);
 	assert_int_equal(c.batch, 8);
+	/* A file the daemon's own validation refuses changes nothing either. */
+	write_file("batch = 9;\nname = \"bad\";\n");
+	assert_int_equal(cfg_reload(opts, &c, sizeof(c), path, refuse_bad, NULL), -1);
+	assert_int_equal(c.batch, 8);
+	assert_string_equal(c.name, "new");
 	cfg_free(opts, &c);
 	remove(path);
 }
