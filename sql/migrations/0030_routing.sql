@@ -7,9 +7,13 @@
 
 -- Retry schedule of a failing route job: base * 2^attempts, capped, with
 -- jitter.  max_job_attempts (0004) decides when it becomes a dead letter.
+-- route_lock_timeout_ms bounds how long one job waits for a row lock
+-- (say, staff editing the complaint in a long transaction): it then fails
+-- like any error and is retried, instead of stalling the whole batch.
 INSERT INTO aryz_setting (key, value) VALUES
     ('route_retry_base_ms', '5000'),
-    ('route_retry_max_ms', '900000')
+    ('route_retry_max_ms', '900000'),
+    ('route_lock_timeout_ms', '5000')
 ON CONFLICT (key) DO NOTHING;
 
 -- head || name || tail in at most p_max characters when possible: the
@@ -272,6 +276,8 @@ DECLARE
     v_delay double precision;
 BEGIN
     claimed := 0; routed := 0; retried := 0; dead := 0;
+    PERFORM set_config('lock_timeout',
+                       aryz_setting_int('route_lock_timeout_ms', 5000) || 'ms', true);
     SELECT array_agg(s.id ORDER BY s.run_at, s.id) INTO v_ids
       FROM (SELECT q.id, q.run_at FROM job q
              WHERE q.kind = 'route' AND q.run_at <= now()

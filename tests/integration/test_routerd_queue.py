@@ -4,6 +4,8 @@ retries into dead_letter and aryzctl requeue."""
 import re
 import time
 
+import psycopg2
+
 from harness import wait_for
 from routerd_helpers import (assert_each_routed_once, config, insert_without_notify,
                              pending, start, submit, submit_many, wait_all_routed)
@@ -192,3 +194,24 @@ def test_failing_batches_back_off_and_recover_without_restart(db, daemons):
     log = rd.log()
     waits = [int(m) for m in re.findall(r"retrying in (\d+) ms", log)]
     assert max(waits) <= 500 and waits[0] <= 125     # 100 ms doubling, capped, +-25%
+
+
+def test_a_locked_complaint_does_not_stall_the_batch(db, daemons):
+    db.execute("UPDATE aryz_setting SET value = '200' WHERE key = 'route_lock_timeout_ms'")
+    db.execute("UPDATE aryz_setting SET value = '100' WHERE key = 'route_retry_base_ms'")
+    first = submit(db, "l1", phone="+996700900001")["complaint_id"]
+    second = submit(db, "l2", phone="+996700900002", cat="lighting")["complaint_id"]
+    # Someone holds the first complaint in a long transaction.
+    holder = psycopg2.connect(db.conninfo)
+    try:
+        cur = holder.cursor()
+        cur.execute("SELECT 1 FROM complaint WHERE id = %s FOR UPDATE", (first,))
+        start(daemons, db, poll_ms=100)
+        wait_for(lambda: status(db, second) == "routed", 15, "the other one routed")
+        wait_for(lambda: db.scalar("SELECT attempts FROM job") >= 1, 15, "lock timeout")
+        assert "55P03" in db.scalar("SELECT last_error FROM job")   # lock_not_available
+        assert status(db, first) == "received"
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_for(lambda: status(db, first) == "routed", 15, "routed once the lock is gone")
