@@ -4,6 +4,7 @@
  * mosquitto_loop_misc, connect timeout) and a reconnect timer.  See
  * mqconn.h for the contract.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -398,6 +399,16 @@ bool
 mqconn_want_write(const struct mqconn *mq)
 {
 	return mq->mosq != NULL && mosquitto_want_write(mq->mosq);
+}
+
+int
+mqconn_pending_input(const struct mqconn *mq)
+{
+	int n = 0;
+
+	if (mq->mosq == NULL || mq->fd < 0 || ioctl(mq->fd, FIONREAD, &n) < 0)
+		return -1;
+	return n;
 }
 
 void

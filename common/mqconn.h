@@ -76,6 +76,11 @@ bool mqconn_connected(const struct mqconn *mq);
 /* True when something is queued for the wire. */
 bool mqconn_want_write(const struct mqconn *mq);
 
+/*
+ * Bytes waiting in the socket's receive buffer (FIONREAD): 0 means the
+ * peer has nothing more for us right now.  -1 when not connected.
+ */
+int mqconn_pending_input(const struct mqconn *mq);
 /* Hold (true) or release (false) every write to the socket. */
 void mqconn_hold(struct mqconn *mq, bool hold);
 /*

@@ -7,9 +7,10 @@
  * not held, so:
  *
  *   ING_COLLECT  reading.  The first message of a batch holds all writes
- *                (its PUBACK stays queued) and arms the batch timer.
- *   ING_FLUSH    the batch (in_batch_size messages, or whatever arrived
- *                in in_batch_ms) went to aryz_mqtt_ingest() as ONE
+ *                (its PUBACK stays queued) and arms the batch timer.  The
+ *                batch closes when it is full, when the socket has no more
+ *                input for now, or when the timer fires.
+ *   ING_FLUSH    the batch went to aryz_mqtt_ingest() as ONE
  *                statement; reading is paused, so no PUBACK of an
  *                uncommitted message can join the queue.  When the result
  *                arrives the batch is committed: receipts are queued on the
@@ -335,11 +336,10 @@ ing_on_message(struct mqconn *mq, const struct mosquitto_message *msg,
 		    (in->cfg->in_batch_ms % 1000) * 1000 };
 		evtimer_add(in->timer, &tv);
 	}
-	if (in->n >= in->cfg->in_batch_size) {
-		/* Full: read no more; flush when this read call returns. */
-		mqconn_pause(mq, true);
-		event_active(in->kick, 0, 0);
-	}
+	if (in->n >= in->cfg->in_batch_size)
+		mqconn_pause(mq, true);	/* full: read no more */
+	/* Decide when this read call has returned (ing_kick_cb). */
+	event_active(in->kick, 0, 0);
 }
 
 static void
@@ -389,12 +389,22 @@ ing_on_disconnect(struct mqconn *mq, void *arg)
 	ing_set_state(in, ING_DOWN);
 }
 
+/*
+ * After a read: flush when the batch is full or when the broker has
+ * nothing more for us right now (an empty receive buffer).  The broker
+ * sends at most max_inflight_messages unacknowledged messages, so waiting
+ * longer would only add latency; in_batch_ms bounds the wait otherwise.
+ */
 static void
 ing_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct ingest *in = arg;
 	(void)fd;
 	(void)what;
-	ing_flush(arg);
+
+	if (in->n >= in->cfg->in_batch_size || in->stopping ||
+	    mqconn_pending_input(in->mq) <= 0)
+		ing_flush(in);
 }
 
 /* Connect to the broker if the database is up and we are not stopping. */
