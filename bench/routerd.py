@@ -68,6 +68,9 @@ def queue_complaints(db, n, chunk=1000):
     conn.close()
 
 
+STARTED = []     # every routerd made, stopped at exit whatever happens
+
+
 def routerd(workdir, db, tag, poll_ms=2000):
     """A routerd with its own config and log file under workdir."""
     text = """
@@ -79,6 +82,7 @@ log: { level = "info"; };
     d.config_path = d.config_path.replace(".conf", "-%s.conf" % tag)
     d.log_path = d.log_path.replace(".log", "-%s.log" % tag)
     d.write_config(text)
+    STARTED.append(d)
     return d
 
 
@@ -251,6 +255,9 @@ def main():
         else:
             print()
     finally:
+        for d in STARTED:
+            if d.alive():
+                d.kill9()
         servers.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
