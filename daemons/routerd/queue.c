@@ -147,7 +147,7 @@ finish_stop(struct queue *q)
 		done(q->done_arg);
 }
 
-/* Parse a non-negative integer column; false if it is not one. */
+/* Parse an integer column (NULL gives LLONG_MIN); false if not one. */
 static bool
 get_num(PGresult *res, int col, long long *out)
 {
@@ -180,7 +180,14 @@ go_idle(struct queue *q, long long next_due_ms)
 static void
 batch_failed(struct queue *q, const char *why)
 {
+	char msg[512];		/* the server's error, cut: one log line */
 	long long ms = Q_BACKOFF_MIN;
+	size_t n;
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
 
 	q->tot.failed_batches++;
 	for (int i = 1; i < q->errors && ms < q->cfg->error_backoff_max_ms; i++)
@@ -190,7 +197,7 @@ batch_failed(struct queue *q, const char *why)
 	/* 75..125%: instances that failed together do not retry together. */
 	ms = ms * 3 / 4 + rand() % (ms / 2 + 1);
 	log_warnx("queue: route batch failed (%d in a row), retrying in %lld "
-	    "ms: %s", q->errors, ms, why);
+	    "ms: %s", q->errors, ms, msg);
 	enter_state(q, QS_BACKOFF);
 	arm_timer(q, ms);
 }
