@@ -80,6 +80,8 @@ static const struct cfg_opt smsd_opts[] = {
 	    "seconds per sendsms request"),
 	I("mt.max_attempts", mt_max_attempts, 8, 1, 100, CFG_RELOAD,
 	    "attempts before a message is marked dead"),
+	I("mt.max_parts", mt_max_parts, 4, 1, 255, CFG_RELOAD,
+	    "Kannel sendsms-user max-messages; longer texts are logged"),
 	I("mt.backoff_min", mt_backoff_min, 5, 1, 86400, CFG_RELOAD,
 	    "seconds before the first retry (doubles each time)"),
 	I("mt.backoff_max", mt_backoff_max, 3600, 1, 604800, CFG_RELOAD,

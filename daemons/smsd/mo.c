@@ -20,6 +20,7 @@
 #include "normalize.h"
 #include "pgconn.h"
 #include "phone.h"
+#include "sms.h"
 #include "smsd.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -134,9 +135,9 @@ parse_udh(const char *s, size_t slen, int *ref, int *total, int *seq)
 	if (slen == 0)
 		return false;
 	if ((size_t)(uint8_t)s[0] + 1 == slen)
-		return udh_concat((const uint8_t *)s, slen, ref, total, seq);
+		return sms_udh_concat((const uint8_t *)s, slen, ref, total, seq);
 	if (unhex(s, buf, sizeof(buf), &n) == 0)
-		return udh_concat(buf, n, ref, total, seq);
+		return sms_udh_concat(buf, n, ref, total, seq);
 	return false;
 }
 

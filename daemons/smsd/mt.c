@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "pgconn.h"
+#include "sms.h"
 #include "smsd.h"
 #include "xmalloc.h"
 
@@ -47,63 +48,6 @@ struct mt_item {
 	char		*to, *body;
 	int		 attempt;
 };
-
-/* GSM 03.38 default alphabet, as Unicode code points, plus extension. */
-static const unsigned gsm_basic[] = {
-	'@', 0xa3, '$', 0xa5, 0xe8, 0xe9, 0xf9, 0xec, 0xf2, 0xc7, '\n', 0xd8,
-	0xf8, '\r', 0xc5, 0xe5, 0x394, '_', 0x3a6, 0x393, 0x39b, 0x3a9, 0x3a0,
-	0x3a8, 0x3a3, 0x398, 0x39e, 0xc6, 0xe6, 0xdf, 0xc9, ' ', '!', '"', '#',
-	0xa4, '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', ':', ';',
-	'<', '=', '>', '?', 0xa1, 0xc4, 0xd6, 0xd1, 0xdc, 0xa7, 0xbf, 0xe4,
-	0xf6, 0xf1, 0xfc, 0xe0,
-	/* extension table (two septets each) */
-	'^', '{', '}', '\\', '[', '~', ']', '|', 0x20ac, '\f',
-};
-
-static bool
-gsm_char(unsigned cp)
-{
-	if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') ||
-	    (cp >= 'a' && cp <= 'z'))
-		return true;
-	for (size_t i = 0; i < sizeof(gsm_basic) / sizeof(gsm_basic[0]); i++)
-		if (gsm_basic[i] == cp)
-			return true;
-	return false;
-}
-
-bool
-gsm7_only(const char *text)
-{
-	const unsigned char *p = (const unsigned char *)text;
-
-	while (*p) {
-		unsigned cp;
-		int n;
-
-		if (*p < 0x80) {
-			cp = *p;
-			n = 1;
-		} else if ((*p & 0xe0) == 0xc0) {
-			cp = *p & 0x1f;
-			n = 2;
-		} else if ((*p & 0xf0) == 0xe0) {
-			cp = *p & 0x0f;
-			n = 3;
-		} else {
-			return false;	/* 4-byte: emoji and such */
-		}
-		for (int i = 1; i < n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if (!gsm_char(cp))
-			return false;
-		p += n;
-	}
-	return true;
-}
 
 static void mt_claim(struct mt *m);
 
@@ -238,7 +182,8 @@ send_item(struct mt *m, struct mt_item *it)
 	struct evhttp_request *req;
 	struct evbuffer *q = evbuffer_new();
 	char mask[16], *dlr, *path;	/* mask: an int */
-	bool gsm = gsm7_only(it->body);
+	bool gsm = sms_gsm7_only(it->body);
+	int parts = sms_parts(it->body, NULL);
 
 	qadd(q, "username", c->mt_username);
 	qadd(q, "password", c->mt_password);
@@ -277,7 +222,12 @@ send_item(struct mt *m, struct mt_item *it)
 	req = evhttp_request_new(sent_cb, it);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	    host);
-	log_debug("outbox %s: sendsms coding=%d", it->id, gsm ? 0 : 2);
+	if (parts > c->mt_max_parts)
+		log_warnx("outbox %s: text needs %d SMS, more than mt.max_parts "
+		    "%d: check Kannel's max-messages", it->id, parts,
+		    c->mt_max_parts);
+	log_debug("outbox %s: sendsms coding=%d parts=%d", it->id, gsm ? 0 : 2,
+	    parts);
 	if (evhttp_make_request(evcon, req, EVHTTP_REQ_GET, path) < 0) {
 		/* req was freed by libevent; the connection is ours. */
 		evhttp_connection_free(evcon);

@@ -18,40 +18,6 @@
 
 #define SWEEP_BATCH	50	/* groups finished per sweep */
 
-bool
-udh_concat(const uint8_t *udh, size_t len, int *ref, int *total, int *seq)
-{
-	size_t end, i;
-
-	if (len < 1)
-		return false;
-	end = (size_t)udh[0] + 1;
-	if (end > len)
-		return false;
-	for (i = 1; i + 2 <= end; ) {
-		uint8_t iei = udh[i], iel = udh[i + 1];
-		const uint8_t *d = udh + i + 2;
-
-		if (i + 2 + iel > end)
-			return false;
-		if (iei == 0x00 && iel == 3) {
-			*ref = d[0];
-			*total = d[1];
-			*seq = d[2];
-		} else if (iei == 0x08 && iel == 4) {
-			*ref = d[0] << 8 | d[1];
-			*total = d[2];
-			*seq = d[3];
-		} else {
-			i += 2 + iel;
-			continue;
-		}
-		/* A "1 of 1" concat is a plain message. */
-		return *total >= 2 && *seq >= 1 && *seq <= *total;
-	}
-	return false;
-}
-
 static const char *
 lang_code(enum norm_lang l)
 {

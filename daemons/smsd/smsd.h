@@ -44,6 +44,7 @@ struct smsd_cfg {
 	int	 mt_poll;		/* seconds between polls */
 	int	 mt_timeout;		/* seconds per sendsms request */
 	int	 mt_max_attempts;
+	int	 mt_max_parts;		/* Kannel's max-messages, for a warning */
 	int	 mt_backoff_min, mt_backoff_max;	/* seconds */
 };
 
@@ -127,9 +128,6 @@ void mo_msg_free(struct mo_msg *m);
 void mp_part(struct sreq *r, struct mo_msg *m);
 /* Periodic: finish complete groups (crash recovery) and stale partials. */
 void mp_sweep(struct smsd *s);
-/* Parse a UDH; fills ref/total/seq and returns true if it is a concat IE. */
-bool udh_concat(const uint8_t *udh, size_t len, int *ref, int *total,
-    int *seq);
 
 /* ussd.c */
 void ussd_request(struct sreq *r);
@@ -142,8 +140,6 @@ bool ussd_fits(const char *text);
 /* mt.c */
 struct mt *mt_new(struct smsd *s);
 void mt_free(struct mt **m);
-/* Is every character of text in the GSM 03.38 default alphabet? */
-bool gsm7_only(const char *text);
 /* True while sendsms requests are in flight. */
 int mt_busy(const struct mt *m);
 void mt_stop(struct mt *m);

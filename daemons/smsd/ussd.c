@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "phone.h"
+#include "sms.h"
 #include "smsd.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -105,14 +106,12 @@ static const char *const T_NEXT[2] = { "9 Дагы", "9 Далее" };
 static const char *const T_BACK[2] = { "0 Артка", "0 Назад" };
 
 bool
-gsm7_only(const char *text);	/* mt.c */
-
-bool
 ussd_fits(const char *text)
 {
-	size_t n = utf8_count(text, strlen(text));
+	size_t units;	/* septets, or UTF-16 units */
 
-	return gsm7_only(text) ? n <= USSD_GSM_MAX : n <= USSD_UCS2_MAX;
+	(void)sms_parts(text, &units);
+	return units <= (sms_gsm7_only(text) ? USSD_GSM_MAX : USSD_UCS2_MAX);
 }
 
 /* Cut s (in place) so that prefix + s fits a screen. */
