@@ -5,6 +5,7 @@ import re
 
 from escalated_helpers import (DISPATCHER_1, RESIDENT, SPECIALIST, esc_config, events, fire,
                                level, outbox, pending, routed, start, timer, wait_fired)
+from escalated_helpers import submit as submit_complaint
 from harness import wait_for
 
 
@@ -162,3 +163,37 @@ def test_reload_applies_and_sigterm_stops_cleanly(db, daemons):
     text = d.log()
     assert re.search(r"timer loop stopped, fired=\d+", text)
     assert "fired " in text and "timers in total" in text
+
+
+def sms_command(db, sender, kind, ticket=None, rating=None, body="x"):
+    key = "cmd-%s-%s-%s" % (sender, kind, db.scalar("SELECT count(*) FROM inbound_message"))
+    return db.one("SELECT * FROM aryz_sms_command(%s, %s, '1212', %s::bytea, %s, '{}', "
+                  "%s, %s, %s)", (key, sender, body.encode(), body, kind, ticket, rating))
+
+
+def test_end_to_end_with_routing_and_resident_replies(db, daemons):
+    """Routed by aryz-routerd's SQL, answered and disputed by SMS through
+    aryz-smsd's SQL; the timers do the rest."""
+    cid = submit_complaint(db)
+    assert db.scalar("SELECT aryz_route_complaint(%s, 'test')", (cid,)) == "routed"
+    c = db.one("SELECT * FROM complaint WHERE id=%s", (cid,))
+    assert (c["provider_id"], c["responsible"]) == (1, "provider")
+    start(daemons, db)
+    # Nobody acknowledges: breach, escalated to the dispatcher.
+    fire(db, cid, "ack_breach")
+    assert level(db, cid) == 1
+    # The dispatcher reports it done by SMS; the escalation stops.
+    assert sms_command(db, DISPATCHER_1, "done", c["ticket"])["handled"]
+    assert status(db, cid) == "resolved"
+    assert not any(k in ("escalate", "resolve_breach") for k, _ in pending(db, cid))
+    # The resident disputes it: back to the provider, higher priority.
+    assert sms_command(db, RESIDENT, "reopen", body="JOK")["handled"]
+    c = db.one("SELECT * FROM complaint WHERE id=%s", (cid,))
+    assert (c["status"], c["priority"], c["reopen_count"], c["escalation_level"]) == \
+        ("routed", 1, 1, 0)
+    t = fire(db, cid, "ack_warn")
+    assert t["generation"] == 1 and len(events(db, cid, "sla_warning")) == 1
+    # Done again; the resident stays silent; closed after the window.
+    assert sms_command(db, DISPATCHER_1, "done", c["ticket"])["handled"]
+    t = fire(db, cid, "auto_close")
+    assert t["outcome"] == "acted" and status(db, cid) == "closed"
