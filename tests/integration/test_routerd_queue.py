@@ -144,12 +144,14 @@ def test_failing_job_goes_to_dead_letter_and_can_be_requeued(servers, db, daemon
     assert "dead_letter\t1" in st
 
 
-def test_retry_backs_off(db, daemons):
+def test_retry_backs_off(servers, db, daemons):
     db.execute("INSERT INTO job (kind, dedup_key, payload) VALUES"
                " ('route', 'route:888888', '{\"complaint_id\": 888888}')")
     start(daemons, db, poll_ms=100)
     wait_for(lambda: db.scalar("SELECT attempts FROM job") >= 1, 15, "first failure")
     j = db.one("SELECT attempts, last_error, run_at - now() AS wait FROM job")
+    st = servers.ctl("status", db=db.name).stdout
+    assert re.search(r"^job:route:retrying\t1\t\d+\t", st, re.M), st
     assert "not found" in j["last_error"]
     # 5 s base, jitter 75..125%: far beyond the 100 ms poll.
     assert j["wait"].total_seconds() > 2
