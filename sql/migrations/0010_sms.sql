@@ -66,6 +66,12 @@ CREATE INDEX sms_dlr_outbox ON sms_dlr (outbox_id);
 
 -- Submit an SMS complaint: aryz_submit_complaint, with the short code's
 -- municipality as the last fallback (after the text and the home).
+--
+-- A resident whose complaint waits in triage was asked by aryz-routerd to
+-- name the village (or the problem).  When this message supplies what the
+-- triage complaint lacks, it is that answer: stored raw (outcome
+-- 'command'), the missing fields filled in, an event written and routing
+-- requested again; no second complaint.  Idempotent like the rest.
 CREATE FUNCTION aryz_sms_submit(
     p_channel text, p_idem_key text, p_sender text, p_receiver text,
     p_raw bytea, p_body text, p_meta jsonb,
@@ -74,8 +80,48 @@ RETURNS TABLE (complaint_id bigint, ticket text, duplicate boolean,
                municipality_soate text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_muni text := NULLIF(p_municipality, '');
+    v_muni text := aryz_current_municipality(NULLIF(p_municipality, ''));
+    v_cat text := (SELECT code FROM service_category WHERE code = NULLIF(p_category, ''));
+    v_prev inbound_message;
+    t complaint;
+    v_in bigint;
 BEGIN
+    SELECT * INTO v_prev FROM inbound_message m
+     WHERE m.channel = p_channel AND m.idem_key = p_idem_key;
+    IF v_prev.id IS NOT NULL AND v_prev.outcome = 'command' THEN
+        RETURN QUERY SELECT c.id, c.ticket, true, c.municipality_soate::text FROM complaint c
+                      WHERE c.id = (v_prev.meta->>'complaint_id')::bigint;
+        RETURN;
+    END IF;
+    IF v_prev.id IS NULL THEN
+        SELECT * INTO t FROM complaint c
+         WHERE c.reporter = p_sender AND c.status = 'triage'
+           AND c.created_at > now() - interval '3 days'
+         ORDER BY c.created_at DESC LIMIT 1
+           FOR UPDATE;
+        IF t.id IS NOT NULL AND ((t.municipality_soate IS NULL AND v_muni IS NOT NULL)
+                                 OR (t.category_code IS NULL AND v_cat IS NOT NULL)) THEN
+            INSERT INTO inbound_message (channel, idem_key, sender, receiver, raw, body, meta, outcome)
+            VALUES (p_channel, p_idem_key, p_sender, p_receiver, p_raw, p_body,
+                    COALESCE(p_meta, '{}') || jsonb_build_object('command', 'triage_answer',
+                                                                 'complaint_id', t.id),
+                    'command')
+            RETURNING id INTO v_in;
+            UPDATE complaint c SET municipality_soate = COALESCE(c.municipality_soate, v_muni),
+                                   category_code = COALESCE(c.category_code, v_cat),
+                                   description = c.description || E'\n' || COALESCE(p_description, ''),
+                                   updated_at = now()
+             WHERE c.id = t.id
+            RETURNING * INTO t;
+            INSERT INTO complaint_event (complaint_id, kind, actor, detail)
+            VALUES (t.id, 'resident_answer', p_sender,
+                    jsonb_build_object('inbound_id', v_in, 'municipality', t.municipality_soate,
+                                       'category', t.category_code));
+            PERFORM aryz_route_request(t.id);
+            RETURN QUERY SELECT t.id, t.ticket, false, t.municipality_soate::text;
+            RETURN;
+        END IF;
+    END IF;
     IF v_muni IS NULL
        AND NOT EXISTS (SELECT 1 FROM resident r WHERE r.phone = p_sender
                         AND r.home_soate IS NOT NULL) THEN
@@ -84,7 +130,7 @@ BEGIN
     END IF;
     RETURN QUERY SELECT * FROM aryz_submit_complaint(
         p_channel, p_idem_key, p_sender, p_receiver, p_raw, p_body, p_meta,
-        p_sender, v_muni, NULLIF(p_category, ''), NULLIF(p_language, ''),
+        p_sender, v_muni, v_cat, NULLIF(p_language, ''),
         p_description, NULL, NULL);
 END $$;
 

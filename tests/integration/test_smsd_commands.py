@@ -59,3 +59,26 @@ def test_staff_and_resident_commands(db, daemons):
     # A lone digit with nothing to rate is kept as a complaint text.
     st, _, body = kannel_get(d, **{"from": "+996700444556", "id": "r-5", "text": "5"})
     assert st == 200 and b"ticket=" in body
+
+
+def test_answer_to_triage_fills_the_complaint(db, daemons):
+    d = start_smsd(daemons, db)
+    phone = "+996700444557"
+    st, _, body = kannel_get(d, **{"from": phone, "id": "t-1", "text": "Кызыл-Туу суу жок"})
+    ticket = body.decode().split("ticket=")[1].split()[0]
+    cid = db.scalar("SELECT id FROM complaint WHERE ticket = %s", (ticket,))
+    # aryz-routerd put it into triage and asked for the village.
+    db.execute("DELETE FROM job")
+    assert db.scalar("SELECT aryz_transition(%s, 'triage', 'routerd')", (cid,)) is None
+    for _ in range(2):                  # redelivered: answered once
+        st, _, body = kannel_get(d, **{"from": phone, "id": "t-2", "text": "Сузак айылы"})
+        assert st == 200 and ticket.encode() in body
+    c = db.one("SELECT * FROM complaint WHERE id = %s", (cid,))
+    assert c["municipality_soate"] == "41703220856000" and c["category_code"] == "water"
+    assert db.scalar("SELECT count(*) FROM complaint") == 1
+    assert db.scalar("SELECT count(*) FROM complaint_event WHERE kind = 'resident_answer'") == 1
+    assert db.scalar("SELECT count(*) FROM job WHERE dedup_key = %s", ("route:%d" % cid,)) == 1
+    # A message that adds nothing to the triage complaint is a new complaint.
+    st, _, body = kannel_get(d, **{"from": phone, "id": "t-3", "text": "рахмат"})
+    assert st == 200
+    assert db.scalar("SELECT count(*) FROM complaint") == 2
