@@ -164,8 +164,16 @@ static json_t *
 pl_reject(json_t *e, const char *fmt, const char *arg)
 {
 	char reason[PL_MAX_REASON];
+	size_t bad;
 
+	/*
+	 * arg may quote the input (jansson's error text does): cut at the
+	 * first invalid byte, which is also where snprintf may have split a
+	 * character, so that the reason is valid UTF-8 for JSON and SQL.
+	 */
 	snprintf(reason, sizeof(reason), fmt, arg);
+	if (!utf8_valid(reason, strlen(reason), &bad))
+		reason[bad] = '\0';
 	json_object_set_new(e, "k", json_string("reject"));
 	json_object_set_new(e, "reason", json_string(reason));
 	return e;

@@ -105,6 +105,9 @@ BAD = [
     (b'{"v":1,"msg_id":"b7","text":"x","event":"volcano"}', "unknown_event: volcano"),
     (b'{"v":1,"msg_id":"b8","text":"x","geo":{"lat":91,"lon":0}}', "invalid_field: geo"),
     (b'[1,2,3]', "invalid_json: not an object"),
+    # Found by tests/fuzz/fuzz_mqtt.c: jansson's error text quotes a
+    # split multibyte character; the reason must stay valid UTF-8.
+    ('{"t":"\\ы"}'.encode(), "invalid_json"),
     (b'{"v":1,"msg_id":"b10","text":"x","municipality":"99999999999999"}',
      "unknown_municipality"),
     (b'{"v":1,"msg_id":"b11","text":"x","category":"volcanoes"}', "unknown_category"),
