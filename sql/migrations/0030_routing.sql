@@ -31,9 +31,13 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- The resident-facing texts of routing, in Kyrgyz or Russian.
---   routed_provider / routed_municipality: p_name is who handles it
+--   routed_provider: p_name is the provider
+--   routed_municipality / routed_city: p_name is the municipality (an aiyl
+--     aimak's service desk, or a town's or city's mayor's office)
 --   duplicate: p_ticket is the ticket the report was added to
 --   triage_place / triage_problem / triage_both: what we need to know
+-- Every text fits one UCS-2 SMS (70) for names of up to 22 characters
+-- (all of today's reference data) and 5-digit tickets.
 CREATE FUNCTION aryz_route_text(p_kind text, p_lang text, p_ticket text, p_name text)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_lang = 'ru' THEN
@@ -41,7 +45,9 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
         WHEN 'routed_provider' THEN
             aryz_sms_fit('Заявка №' || p_ticket || ' принята, исполнитель: ', p_name, '', 70)
         WHEN 'routed_municipality' THEN
-            aryz_sms_fit('Заявка №' || p_ticket || ' принята, передана в службу: ', p_name, '', 70)
+            aryz_sms_fit('Заявка №' || p_ticket || ' принята, передана в службу: ', p_name, ' а/о', 70)
+        WHEN 'routed_city' THEN
+            aryz_sms_fit('Заявка №' || p_ticket || ' принята, передана в мэрию: ', p_name, '', 70)
         WHEN 'duplicate' THEN
             'Ваше сообщение добавлено к заявке №' || p_ticket || '.'
         WHEN 'triage_place' THEN
@@ -56,7 +62,9 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
         WHEN 'routed_provider' THEN
             aryz_sms_fit('Арыз №' || p_ticket || ' кабыл алынды, аткаруучу: ', p_name, '', 70)
         WHEN 'routed_municipality' THEN
-            aryz_sms_fit('Арыз №' || p_ticket || ' кабыл алынды, ', p_name, ' кызматына жөнөтүлдү', 70)
+            aryz_sms_fit('Арыз №' || p_ticket || ' алынды, ', p_name, ' а/ө кызматына жөнөтүлдү', 70)
+        WHEN 'routed_city' THEN
+            aryz_sms_fit('Арыз №' || p_ticket || ' алынды, ', p_name, ' мэриясына жөнөтүлдү', 70)
         WHEN 'duplicate' THEN
             'Билдирүүңүз №' || p_ticket || ' арызга кошулду.'
         WHEN 'triage_place' THEN
@@ -69,15 +77,18 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- How residents and staff read the name of a municipality's service desk.
-CREATE FUNCTION aryz_desk_name(m municipality, p_lang text) RETURNS text
+-- The municipality as residents read it in an SMS ("Сузак", "Каракол";
+-- the kind goes into the sentence, see aryz_route_text).
+CREATE FUNCTION aryz_muni_name(m municipality, p_lang text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_lang = 'ru' THEN
-        m.name_ru || CASE m.kind WHEN 'aiyl_aimak' THEN ' а/о' ELSE ' (мэрия)' END
-    ELSE
-        COALESCE(m.name_ky, m.name_ru)
-        || CASE m.kind WHEN 'aiyl_aimak' THEN ' айыл өкмөтүнүн' ELSE ' мэриясынын' END
-    END
+    SELECT CASE WHEN p_lang = 'ru' THEN m.name_ru
+                ELSE regexp_replace(COALESCE(m.name_ky, m.name_ru), ' шаары$', '') END
+$$;
+
+-- The municipality's service desk as staff read it ("Сузакский а/о").
+CREATE FUNCTION aryz_desk_name(m municipality) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT m.name_ru || CASE m.kind WHEN 'aiyl_aimak' THEN ' а/о' ELSE ' (мэрия)' END
 $$;
 
 -- Route one complaint; called by aryz_route_batch inside the claiming
@@ -213,8 +224,9 @@ BEGIN
         PERFORM aryz_outbox_sms('route:' || c.id || ':resident', v_phone,
             CASE WHEN c.responsible = 'provider'
                  THEN aryz_route_text('routed_provider', c.language, c.ticket, pv.name)
-                 ELSE aryz_route_text('routed_municipality', c.language, c.ticket,
-                                      aryz_desk_name(m, c.language)) END,
+                 ELSE aryz_route_text(CASE m.kind WHEN 'aiyl_aimak' THEN 'routed_municipality'
+                                                  ELSE 'routed_city' END,
+                                      c.language, c.ticket, aryz_muni_name(m, c.language)) END,
             c.id);
     END IF;
     v_payload := jsonb_build_object(
@@ -228,7 +240,7 @@ BEGIN
     -- Staff text (Russian, up to two UCS-2 parts): what, where, and how
     -- to acknowledge it by SMS.
     v_staff := aryz_sms_fit('Заявка ' || c.ticket || ': ' || cat.name_ru || ', '
-                            || aryz_desk_name(m, 'ru') || '. ',
+                            || aryz_desk_name(m) || '. ',
                             c.description, '. Ответ: OK ' || c.ticket, 134);
     IF c.responsible = 'provider' THEN
         PERFORM aryz_outbox_mqtt('route:' || c.id || ':provider',

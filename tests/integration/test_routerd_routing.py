@@ -193,3 +193,26 @@ def test_a_routed_complaint_is_not_routed_again(db, daemons):
     assert db.scalar("SELECT count(*) FROM outbox") == n
     assert db.scalar("SELECT count(*) FROM complaint_event WHERE complaint_id = %s"
                      " AND kind = 'status'", (cid,)) == 1
+
+
+def test_acknowledgements_fit_one_sms_for_every_municipality(db):
+    # Cyrillic SMS are UCS-2: 70 characters.  With a 5-digit ticket, the
+    # municipality texts of every aiyl aimak, town and city fit whole.
+    rows = db.query(
+        "SELECT m.soate, l.lang, aryz_route_text(CASE m.kind WHEN 'aiyl_aimak'"
+        " THEN 'routed_municipality' ELSE 'routed_city' END, l.lang, '12345',"
+        " aryz_muni_name(m, l.lang)) AS t FROM municipality m,"
+        " (VALUES ('ky'), ('ru')) l(lang)")
+    assert len(rows) >= 2 * 129
+    long = [(r["soate"], r["t"]) for r in rows if len(r["t"]) > 70 or "…" in r["t"]]
+    assert long == []
+    city = db.scalar("SELECT aryz_route_text('routed_city', 'ky', '1001', aryz_muni_name(m, 'ky'))"
+                     " FROM municipality m WHERE name_ru = 'г. Каракол'")
+    assert city == "Арыз №1001 алынды, Каракол мэриясына жөнөтүлдү"
+    # A long provider name is shortened, the ticket never.
+    t = db.scalar("SELECT aryz_route_text('routed_provider', 'ru', '123456', repeat('Ы', 60))")
+    assert len(t) == 70 and t.startswith("Заявка №123456 ") and t.endswith("…")
+    for kind in ("duplicate", "triage_place", "triage_problem", "triage_both"):
+        for lang in ("ky", "ru"):
+            assert len(db.scalar("SELECT aryz_route_text(%s, %s, '12345', NULL)",
+                                 (kind, lang))) <= 70
