@@ -346,3 +346,42 @@ BEGIN
     ON CONFLICT (dedup_key) DO NOTHING;
     PERFORM pg_notify('aryz_job', 'route');
 END $$;
+
+-- Staff complete a complaint in triage: where and what.  Sets the
+-- municipality (its current successor, if it was merged) and the
+-- category, records who did it, and queues routing; aryz-routerd then
+-- routes it like a new one (contract at the complaint's date, "me too",
+-- SLA, notifications).  Returns NULL on success, else 'not_found',
+-- 'invalid_transition' (not in triage), 'unknown_municipality' or
+-- 'unknown_category'.
+CREATE FUNCTION aryz_triage_resolve(p_complaint bigint, p_soate text, p_category text,
+                                    p_actor text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    c complaint;
+    v_muni text := aryz_current_municipality(p_soate);
+BEGIN
+    SELECT * INTO c FROM complaint WHERE id = p_complaint FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'not_found';
+    END IF;
+    IF c.status <> 'triage' THEN
+        RETURN 'invalid_transition';
+    END IF;
+    IF v_muni IS NULL THEN
+        RETURN 'unknown_municipality';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM service_category WHERE code = p_category) THEN
+        RETURN 'unknown_category';
+    END IF;
+    UPDATE complaint SET municipality_soate = v_muni, category_code = p_category,
+                         updated_at = now()
+     WHERE id = p_complaint;
+    INSERT INTO complaint_event (complaint_id, kind, actor, detail)
+    VALUES (p_complaint, 'triage_resolved', p_actor,
+            jsonb_build_object('municipality', v_muni, 'category', p_category,
+                               'was_municipality', c.municipality_soate,
+                               'was_category', c.category_code));
+    PERFORM aryz_route_request(p_complaint);
+    RETURN NULL;
+END $$;

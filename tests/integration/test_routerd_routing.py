@@ -122,11 +122,16 @@ def test_triage_keeps_the_complaint_and_asks_the_resident(db, daemons):
     assert outbox(db, device) == {}
     assert db.scalar("SELECT count(*) FROM job") == 0
 
-    # Staff resolve the triage: fill in where and what, ask for routing.
-    db.execute("UPDATE complaint SET municipality_soate = %s, category_code = 'lighting'"
-               " WHERE id = %s", (SUZAK, both))
-    db.execute("SELECT aryz_route_request(%s)", (both,))
+    # Staff resolve the triage: where and what; routerd routes it.
+    resolve = "SELECT aryz_triage_resolve(%s, %s, %s, 'staff:7')"
+    assert db.scalar(resolve, (both, "99999999999999", "lighting")) == "unknown_municipality"
+    assert db.scalar(resolve, (both, SUZAK, "bogus")) == "unknown_category"
+    assert db.scalar(resolve, (123456789, SUZAK, "lighting")) == "not_found"
+    assert db.scalar(resolve, (both, SUZAK, "lighting")) is None
     wait_for(lambda: complaint(db, both)["status"] == "routed", 15, "triage routed")
+    assert db.scalar(resolve, (both, SUZAK, "waste")) == "invalid_transition"
+    assert db.scalar("SELECT actor FROM complaint_event WHERE complaint_id = %s"
+                     " AND kind = 'triage_resolved'", (both,)) == "staff:7"
     c = complaint(db, both)
     assert (c["provider_id"], c["responsible"]) == (2, "provider")
     ev = db.query("SELECT from_status, to_status FROM complaint_event WHERE complaint_id = %s"
