@@ -232,3 +232,31 @@ def test_failing_timer_is_retried_and_others_fire(db, daemons):
     t = fire(db, cid_ok, "escalate", 1)
     assert t["outcome"] == "acted" and d.alive()
     assert d.log_contains("fired=")
+
+
+def test_a_failing_warning_does_not_hold_up_the_batch(db, daemons):
+    # Warnings are fired set-based; when that statement fails, each is
+    # retried on its own, so only the bad one is left for later.
+    cids = [routed(db) for _ in range(3)]
+    bad = cids[1]
+    db.execute("CREATE FUNCTION test_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               "IF NEW.complaint_id = %d AND NEW.kind = 'sla_warning' THEN "
+               "RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$" % bad)
+    db.execute("CREATE TRIGGER test_boom BEFORE INSERT ON complaint_event "
+               "FOR EACH ROW EXECUTE FUNCTION test_boom()")
+    ids = [timer(db, c, "ack_warn")["id"] for c in cids]
+    db.execute("UPDATE sla_timer SET due_at = now() - interval '1 second' WHERE id = ANY(%s)",
+               (ids,))
+    d = start(daemons, db)
+    for i in (ids[0], ids[2]):
+        assert wait_fired(db, i)["outcome"] == "acted"
+    row = db.one("SELECT * FROM sla_timer WHERE id=%s", (ids[1],))
+    assert row["fired_at"] is None and row["attempts"] == 1
+    assert row["outcome"] == "failed: boom"
+    assert not events(db, bad, "sla_warning") and not outbox(db, bad, like="timer:%")
+    # Fixed: the retry fires it (brought forward here instead of waiting).
+    db.execute("DROP TRIGGER test_boom ON complaint_event")
+    make_due(db, ids[1])
+    assert wait_fired(db, ids[1])["outcome"] == "acted"
+    assert len(events(db, bad, "sla_warning")) == 1
+    assert d.alive()

@@ -67,15 +67,16 @@ def test_kill9_with_100k_overdue_timers_loses_and_duplicates_none(db, daemons):
 
 def test_two_instances_never_fire_a_timer_twice(db, daemons):
     n = 20000
-    bulk_overdue_warnings(db, n)
-    # Two processes of the same binary, each with its own config and log.
+    # Two processes of the same binary, each with its own config and log,
+    # both idle; then the timers fall due and NOTIFY wakes both at once.
     a = daemons("aryz-escalated-a", "")
     b = daemons("aryz-escalated-b", "")
     for d in (a, b):
         d.binary = os.path.join(BIN, "aryz-escalated")
-        d.write_config(esc_config(db, batch_size=100))
-    a.start()
-    b.start()
+        d.write_config(esc_config(db, batch_size=100, poll_interval_ms=600000))
+        d.start(wait_log=r"database connection main ready")
+    bulk_overdue_warnings(db, n)
+    db.execute("SELECT pg_notify('aryz_timer', now()::text)")
     wait_for(lambda: fired(db) == n, 90, "all %d fired" % n)
     assert check_exactly_once(db, n) == n
     wait_for(lambda: logged_total(a) + logged_total(b) == n, 10, "log totals")
