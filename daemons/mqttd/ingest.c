@@ -62,7 +62,6 @@ struct ibatch {
 struct ingest {
 	struct event_base	*base;
 	const struct mqttd_cfg	*cfg;
-	struct publisher	*pub;
 	struct pgconn		*db;
 	struct mqconn		*mq;
 	bool			 mq_running;
@@ -504,8 +503,7 @@ ing_db_disconnect(struct pgconn *pc, void *arg)
 }
 
 struct ingest *
-ingest_new(struct event_base *base, const struct mqttd_cfg *cfg,
-    struct publisher *pub)
+ingest_new(struct event_base *base, const struct mqttd_cfg *cfg)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
 	struct mqconn_opts o = {
@@ -528,7 +526,6 @@ ingest_new(struct event_base *base, const struct mqttd_cfg *cfg,
 
 	in->base = base;
 	in->cfg = cfg;
-	in->pub = pub;
 	in->lim.max_payload = (size_t)cfg->in_max_payload;
 	in->lim.max_text = (size_t)cfg->in_max_text;
 	in->mq = mqconn_new(base, &o, &cb);

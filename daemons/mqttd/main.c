@@ -181,7 +181,7 @@ main(int argc, char **argv)
 	daemon_init(&d, argc, argv);
 	m.d = &d;
 	m.pub = publisher_new(d.base, &cfg);
-	m.in = ingest_new(d.base, &cfg, m.pub);
+	m.in = ingest_new(d.base, &cfg);
 	m.drain = event_new(d.base, -1, EV_PERSIST, mqttd_drain_cb, &m);
 	publisher_start(m.pub);
 	ingest_start(m.in);

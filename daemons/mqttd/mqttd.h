@@ -73,7 +73,7 @@ bool publisher_idle(const struct publisher *p);
 
 /* ingest.c */
 struct ingest *ingest_new(struct event_base *base,
-    const struct mqttd_cfg *cfg, struct publisher *pub);
+    const struct mqttd_cfg *cfg);
 void ingest_free(struct ingest **in);
 void ingest_start(struct ingest *in);
 /* Stop reading; finish the batch in flight; ingest_idle() tells when done. */

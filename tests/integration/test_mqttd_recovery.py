@@ -128,3 +128,20 @@ def test_broker_restart_reconnects_and_continues(servers, db, daemons, cid):
     wait_for(lambda: count_complaints(db) == 100, 30, "all 100")
     assert_exactly_once(db, 100)
     dev.close()
+
+
+def test_sigterm_mid_stream_drains_then_restart(servers, db, daemons, cid):
+    d = start_mqttd(daemons, db, servers, cid, batch_size=10, batch_ms=5)
+    dev = device(servers, "dev-1")
+    n = 300
+    t = paced_stream(dev, "t", n, 0.004)
+    wait_for(lambda: count_complaints(db) >= 80, 30, "some complaints")
+    assert d.stop() == 0
+    assert not d.log_contains(r"drain did not finish")
+    assert d.log_contains(r"aryz-mqttd stopped")
+    t.join()
+    d.start(wait_log=r"ingest: subscribed")
+    wait_for(lambda: count_complaints(db) == n, 60, "%d complaints" % n)
+    time.sleep(0.5)
+    assert_exactly_once(db, n)
+    dev.close()
