@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "smsd.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define HTTP_MAX_HEADERS	16384	/* Kannel sends ~10 short headers */
@@ -51,6 +52,20 @@ bytea_hex(const void *raw, size_t len)
 		*o++ = hx[p[i] & 15];
 	}
 	*o = '\0';
+	return out;
+}
+
+char *
+safe_text(const char *s)
+{
+	size_t len = strlen(s), bad;
+	char *out = xstrdup(s);
+
+	while (!utf8_valid(out, len, &bad))
+		out[bad] = '?';
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = '?';
 	return out;
 }
 

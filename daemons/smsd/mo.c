@@ -169,12 +169,17 @@ static void
 mo_reject(struct sreq *r, struct mo_msg *m, int code, const char *why)
 {
 	struct pgconn *db = smsd_db(r->s);
-	char *hex;
+	char *hex, *safe;
 	const char *v[9];
 	int rc;
 
+	/* why may quote client bytes, and the cut may split a character. */
 	m->rcode = code;
 	snprintf(m->rwhy, sizeof(m->rwhy), "%s", why);
+	safe = safe_text(m->rwhy);
+	memcpy(m->rwhy, safe, strlen(safe) + 1);	/* same length */
+	free(safe);
+	why = m->rwhy;
 	if (db == NULL) {
 		sreq_unavailable(r, "not connected");
 		return;
@@ -546,7 +551,7 @@ mo_kannel(struct sreq *r)
 	}
 	if (mo_ids(r, m, "kannel", from, id) < 0)
 		goto out;
-	m->receiver = xstrdup(to);
+	m->receiver = safe_text(to);
 	if (post)
 		m->raw = http_body(req, &m->rawlen);
 	else if ((m->raw = query_raw(query, "text", &m->rawlen)) == NULL) {
@@ -563,6 +568,11 @@ mo_kannel(struct sreq *r)
 	m->meta = meta_text("kannel", smsc, tim, coding, charset,
 	    udh, udhlen);
 	free(udhraw);
+	/* charset may point into q, which goes now. */
+	if (charset != csbuf) {
+		snprintf(csbuf, sizeof(csbuf), "%s", charset);
+		charset = csbuf;
+	}
 	evhttp_clear_headers(&q);
 	mo_validate(r, m, charset, coding);
 	return;

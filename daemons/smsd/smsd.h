@@ -98,6 +98,8 @@ void sreq_reply(struct sreq *r, int code, const char *fmt, ...)
 void sreq_unavailable(struct sreq *r, const char *why);
 /* Body of the request (NUL-terminated copy) and its length. */
 char *http_body(struct evhttp_request *req, size_t *len);
+/* A copy of s that is valid UTF-8: bad bytes and controls become '?'. */
+char *safe_text(const char *s);
 /* Hex form of raw bytes for a bytea parameter ("\\x..."). */
 char *bytea_hex(const void *raw, size_t len);
 

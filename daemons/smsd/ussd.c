@@ -777,9 +777,9 @@ ussd_request(struct sreq *r)
 	    " ch=ussd session=%.40s", sid);
 	c->sid = xstrdup(sid);
 	c->phone = xstrdup(e164);
-	c->service = xstrdup(evhttp_find_header(&q, "serviceCode") ?
+	c->service = safe_text(evhttp_find_header(&q, "serviceCode") ?
 	    evhttp_find_header(&q, "serviceCode") : "");
-	c->network = xstrdup(evhttp_find_header(&q, "networkCode") ?
+	c->network = safe_text(evhttp_find_header(&q, "networkCode") ?
 	    evhttp_find_header(&q, "networkCode") : "");
 	c->text = xstrdup(text);
 	split_path(c);
