@@ -417,6 +417,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_off interval := make_interval(secs => greatest(COALESCE(p_offset_seconds, 0), 0));
     v_now timestamptz := now() + v_off;
+    v_cand bigint[];
     v_ids bigint[];
     v_warn bigint[];
     v_id bigint;
@@ -432,21 +433,33 @@ BEGIN
     fired := 0;
     acted := 0;
 
-    -- Claim: the timer and its complaint, skipping any another
-    -- transaction holds (another instance, or aryz_transition changing
-    -- the complaint right now: that timer is looked at next round).
+    -- Claim, in two steps.  1: lock the complaints of the first due
+    -- timers, skipping any another transaction holds (another instance,
+    -- or aryz_transition changing the complaint right now: its timers are
+    -- looked at next round).  Only complaints are locked here: whoever
+    -- holds a complaint owns its timers (aryz_transition locks the
+    -- complaint before it touches them).  Locking the timer rows in the
+    -- same SKIP LOCKED statement would keep locks on timers of skipped
+    -- complaints, and two instances could then deadlock.
+    SELECT array_agg(x.id) INTO v_cand
+      FROM (SELECT s.id
+              FROM sla_timer s JOIN complaint c ON c.id = s.complaint_id
+             WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= v_now
+             ORDER BY s.due_at, s.id
+             LIMIT p_limit
+               FOR NO KEY UPDATE OF c SKIP LOCKED) x;
+    -- 2: lock those timers and look at them again (a fresh snapshot): one
+    -- another instance fired just before we got its complaint drops out.
     SELECT array_agg(x.id) FILTER (WHERE x.kind IN ('ack_warn', 'resolve_warn')),
            array_agg(x.id ORDER BY x.due_at,
                      CASE WHEN x.kind LIKE '%_breach' THEN 0 WHEN x.kind = 'legal_bound' THEN 1
                           WHEN x.kind = 'escalate' THEN 2 ELSE 3 END, x.id)
                FILTER (WHERE x.kind NOT IN ('ack_warn', 'resolve_warn'))
       INTO v_warn, v_ids
-      FROM (SELECT s.id, s.due_at, s.kind
-              FROM sla_timer s JOIN complaint c ON c.id = s.complaint_id
-             WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= v_now
-             ORDER BY s.due_at, s.id
-             LIMIT p_limit
-               FOR NO KEY UPDATE OF s, c SKIP LOCKED) x;
+      FROM (SELECT s.id, s.due_at, s.kind FROM sla_timer s
+             WHERE s.id = ANY (v_cand)
+               AND s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at <= v_now
+               FOR NO KEY UPDATE) x;
 
     -- Warnings first, all at once (see aryz_fire_warnings: their order
     -- does not matter).  If the batch statement fails, one at a time, so
