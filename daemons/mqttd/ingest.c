@@ -138,10 +138,14 @@ ing_receipt(struct ingest *in, struct inmsg *m, const char *outcome,
 	 * On the connection the message came in on, queued behind the held
 	 * PUBACKs: both leave together once the hold is released.  Best
 	 * effort: if the connection is lost first, the broker redelivers
-	 * the message and the sender gets a "duplicate" receipt instead.
+	 * the message and the sender gets a "duplicate" receipt instead; a
+	 * sender without a receipt resends with the same msg_id.  QoS 0 on
+	 * purpose: libmosquitto's mosquitto_loop_read() reads as many packets
+	 * per call as it has QoS > 0 messages of its own in flight, so QoS 1
+	 * receipts would let one read overshoot in_batch_size without bound.
 	 */
 	if ((text = json_dumps(r, JSON_COMPACT)) != NULL &&
-	    mqconn_publish(in->mq, m->resp_topic, text, strlen(text), 1,
+	    mqconn_publish(in->mq, m->resp_topic, text, strlen(text), 0,
 	    &mid) != 0)
 		log_debug("receipt to %s dropped: not connected",
 		    m->resp_topic);
@@ -515,7 +519,7 @@ ingest_new(struct event_base *base, const struct mqttd_cfg *cfg)
 		.client_id = cfg->mq_client_id,
 		.clean_session = false,
 		.keepalive = cfg->mq_keepalive,
-		.max_inflight = 1000,	/* receipts (QoS 1) */
+		.max_inflight = 20,	/* unused: we publish QoS 0 only */
 	};
 	struct mqconn_callbacks cb = {
 		.on_connect = ing_on_connect,

@@ -1,6 +1,8 @@
 """aryz-mqttd ingest against a real Mosquitto: N messages make exactly N
 complaints, receipts, duplicates, sensor events, topic values winning,
 rejections of bad payloads, and the ACL refusing a spoofed client id."""
+import re
+
 import pytest
 
 from harness import wait_for
@@ -40,6 +42,9 @@ def test_n_messages_make_exactly_n_complaints(servers, db, daemons, cid):
     dev.close()
     assert d.stop() == 0
     assert d.log_contains(r"ingest: %d accepted" % n)
+    # One COMMIT per batch, every batch within ingest.batch_size (50).
+    sizes = [int(x) for x in re.findall(r"batch of (\d+) committed", d.log())]
+    assert sum(sizes) == n and max(sizes) <= 50, sizes
 
 
 def test_duplicate_msg_id_gives_one_complaint(servers, db, daemons, cid):
