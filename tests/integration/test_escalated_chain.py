@@ -260,3 +260,34 @@ def test_a_failing_warning_does_not_hold_up_the_batch(db, daemons):
     assert wait_fired(db, ids[1])["outcome"] == "acted"
     assert len(events(db, bad, "sla_warning")) == 1
     assert d.alive()
+
+
+def test_a_complaint_being_changed_is_skipped_not_fired(db, daemons):
+    # The provider acknowledges in the very moment the ack breach falls
+    # due: the transaction holding the complaint wins, the breach waits
+    # for it and is then cancelled, never fired.
+    import psycopg2
+    cid = routed(db)
+    other = routed(db)
+    brk = timer(db, cid, "ack_breach")
+    warn = timer(db, other, "ack_warn")
+    tx = psycopg2.connect(db.conninfo)
+    try:
+        cur = tx.cursor()
+        cur.execute("SELECT 1 FROM complaint WHERE id=%s FOR UPDATE", (cid,))
+        db.execute("UPDATE sla_timer SET due_at = now() - interval '1 second' WHERE id IN (%s, %s)",
+                   (brk["id"], warn["id"]))
+        d = start(daemons, db, idle_delay_ms=20)
+        # The other complaint's timer fires; this one is skipped, repeatedly.
+        wait_fired(db, warn["id"])
+        assert db.scalar("SELECT fired_at FROM sla_timer WHERE id=%s", (brk["id"],)) is None
+        cur.execute("SELECT aryz_transition(%s, 'acknowledged', %s)", (cid, DISPATCHER_1))
+        assert cur.fetchone()[0] is None
+        tx.commit()
+    finally:
+        tx.close()
+    wait_for(lambda: db.scalar("SELECT cancelled_at IS NOT NULL FROM sla_timer WHERE id=%s",
+                               (brk["id"],)))
+    assert db.scalar("SELECT fired_at FROM sla_timer WHERE id=%s", (brk["id"],)) is None
+    assert not events(db, cid, "sla_breach") and level(db, cid) == 0
+    assert d.alive()
