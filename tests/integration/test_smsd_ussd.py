@@ -46,8 +46,13 @@ def test_full_session_kyrgyz(db, daemons):
     w = Walk(d, "ATUid_ky1", "+996700300400")
     kind, s = w.send()
     assert kind == "CON" and "Жаңы арыз" in s
+    kind, s2 = w.send("7")               # not a choice: the same screen again
+    assert s2 == s
     kind, s = w.send("1")
     assert "Таштанды" in s
+    kind, s = w.send("0")                # back
+    assert "Жаңы арыз" in s
+    kind, s = w.send("1")
     kind, s = w.send("1")                 # waste; no home: rayon list
     assert s.startswith("Район:")
     w.pick("Сузак")
