@@ -36,15 +36,21 @@ def test_kannel_post_headers_and_utf16(db, daemons):
                               query="id=k-post-1")
     assert st == 200, body
     row = db.one("SELECT c.description, c.category_code, m.raw FROM complaint c "
-                 "JOIN inbound_message m ON m.id = c.inbound_id")
+                 "JOIN inbound_message m ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:k-post-1'")
     assert row["description"] == text
     assert row["category_code"] == "lighting"
     assert bytes(row["raw"]) == text.encode("utf-16-be")   # exactly what arrived
+    # GET with the raw UCS-2 bytes in text (NUL bytes included), as %a gives.
+    q = "from=%2B996700111222&id=k-ucs2&coding=2&charset=UTF-16BE&text=" + \
+        urllib.parse.quote_from_bytes("Суу жок".encode("utf-16-be"))
+    st, _, body = http("GET", base(d) + "/sms/kannel?" + q)
+    assert st == 200, body
+    assert db.scalar("SELECT body FROM inbound_message WHERE idem_key = 'kannel:k-ucs2'") == "Суу жок"
     # Plain UTF-8 POST with the Kannel id in a header.
     st, _, body = kannel_post(d, "Суу жок".encode(), {"X-Kannel-From": PHONE,
                                                       "X-Kannel-Id": "k-post-2"})
     assert st == 200, body
-    assert db.scalar("SELECT count(*) FROM complaint") == 2
+    assert db.scalar("SELECT count(*) FROM complaint") == 3
 
 
 def test_json_and_duplicates(db, daemons):
