@@ -295,7 +295,6 @@ static void
 janitor(evutil_socket_t fd, short what, void *arg)
 {
 	struct smsd *s = arg;
-	static int ticks;	/* seconds since start */
 	struct pgconn *db;
 	char ttl[16];	/* int */
 	const char *v[1];
@@ -310,10 +309,10 @@ janitor(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	ticks++;
-	if (ticks % s->cfg->mp_check == 0)
+	s->ticks++;
+	if (s->ticks % s->cfg->mp_check == 0)
 		mp_sweep(s);
-	if (ticks % 300 == 0 && (db = smsd_db(s)) != NULL) {
+	if (s->ticks % 300 == 0 && (db = smsd_db(s)) != NULL) {
 		snprintf(ttl, sizeof(ttl), "%d", s->cfg->ussd_session_ttl);
 		v[0] = ttl;
 		if (pgconn_query(db, "smsd_ussd_expire", true, 1, v, NULL,

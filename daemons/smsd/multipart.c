@@ -123,14 +123,12 @@ struct sweep_item {
 	bool		 partial;
 };
 
-static int sweeping;	/* sweep queries in flight; one sweep at a time */
-
 static void
 sweep_submitted(PGresult *res, void *arg)
 {
 	struct sweep_item *it = arg;
 
-	sweeping--;
+	it->s->sweeping--;
 	it->s->inflight--;
 	if (pgconn_ok(res) && PQntuples(res) == 1)
 		log_info("multipart group %s %s: complaint ticket=%s",
@@ -148,7 +146,7 @@ sweep_due(PGresult *res, void *arg)
 	struct smsd *s = arg;
 	struct pgconn *db;
 
-	sweeping--;
+	s->sweeping--;
 	s->inflight--;
 	if (!pgconn_ok(res)) {
 		log_warnx("multipart sweep failed: %s", pgconn_errmsg(res));
@@ -167,7 +165,7 @@ sweep_due(PGresult *res, void *arg)
 			free(it);
 			return;
 		}
-		sweeping++;
+		s->sweeping++;
 		s->inflight++;
 	}
 }
@@ -179,14 +177,14 @@ mp_sweep(struct smsd *s)
 	char age[16], lim[16];	/* ints */
 	const char *v[2];
 
-	if (db == NULL || s->lex == NULL || sweeping > 0 || s->stopping)
+	if (db == NULL || s->lex == NULL || s->sweeping > 0 || s->stopping)
 		return;
 	snprintf(age, sizeof(age), "%d", s->cfg->mp_max_age);
 	snprintf(lim, sizeof(lim), "%d", SWEEP_BATCH);
 	v[0] = age;
 	v[1] = lim;
 	if (pgconn_query(db, "smsd_concat_due", true, 2, v, sweep_due, s) == 0) {
-		sweeping++;
+		s->sweeping++;
 		s->inflight++;
 	}
 }

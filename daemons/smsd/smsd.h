@@ -62,6 +62,8 @@ struct smsd {
 	struct mt		*mt;
 	struct event		*janitor;
 	int			 inflight;	/* requests waiting for the DB */
+	int			 sweeping;	/* multipart sweep queries */
+	int			 ticks;		/* janitor seconds since start */
 	bool			 stopping;
 };
 
