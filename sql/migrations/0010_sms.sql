@@ -54,6 +54,10 @@ CREATE TABLE ussd_session (
 );
 CREATE INDEX ussd_session_age ON ussd_session (updated_at);
 
+-- SMS commands and triage answers look up the sender's latest
+-- complaints (also closed ones, for a rating or a reopen).
+CREATE INDEX complaint_resident_recent ON complaint (resident_id, created_at);
+
 -- Every delivery report Kannel sent, as it came.
 CREATE TABLE sms_dlr (
     id          bigserial PRIMARY KEY,
@@ -95,7 +99,8 @@ BEGIN
     END IF;
     IF v_prev.id IS NULL THEN
         SELECT * INTO t FROM complaint c
-         WHERE c.reporter = p_sender AND c.status = 'triage'
+         WHERE c.resident_id = (SELECT r.id FROM resident r WHERE r.phone = p_sender)
+           AND c.status = 'triage'
            AND c.created_at > now() - interval '3 days'
          ORDER BY c.created_at DESC LIMIT 1
            FOR UPDATE;
@@ -221,7 +226,8 @@ BEGIN
         END IF;
     ELSIF p_kind = 'status' THEN
         SELECT * INTO c FROM complaint x
-         WHERE x.reporter = p_sender AND (NULLIF(p_ticket, '') IS NULL OR x.ticket = p_ticket)
+         WHERE x.resident_id = (SELECT r.id FROM resident r WHERE r.phone = p_sender)
+           AND (NULLIF(p_ticket, '') IS NULL OR x.ticket = p_ticket)
          ORDER BY x.created_at DESC LIMIT 1;
         IF c.id IS NULL THEN
             reply := CASE v_lang WHEN 'ru' THEN 'Заявка не найдена.' ELSE 'Арыз табылган жок.' END;
@@ -230,7 +236,8 @@ BEGIN
         END IF;
     ELSIF p_kind IN ('rate', 'reopen') THEN
         SELECT * INTO c FROM complaint x
-         WHERE x.reporter = p_sender AND x.status IN ('resolved', 'closed')
+         WHERE x.resident_id = (SELECT r.id FROM resident r WHERE r.phone = p_sender)
+           AND x.status IN ('resolved', 'closed')
            AND (NULLIF(p_ticket, '') IS NULL OR x.ticket = p_ticket)
            AND COALESCE(x.resolved_at, x.closed_at) > now() - v_window * interval '1 day'
            AND (p_kind = 'reopen' OR x.rating IS NULL)
