@@ -1,8 +1,9 @@
 -- 0040_escalation.sql - what firing an SLA timer does.  aryz-escalated
 -- calls aryz_fire_timers() in a loop; each call is one transaction that
--- claims a batch of due timers (FOR NO KEY UPDATE SKIP LOCKED, so several
--- instances never fire one twice), acts on each and marks it fired.  A
--- crash rolls the batch back, so none is lost either.
+-- claims a batch of due timers (SKIP LOCKED on their complaints, so
+-- several instances never fire one twice), acts on each and marks it
+-- fired.  A crash of the daemon or of the database leaves a batch
+-- committed or rolled back as a whole, so none is lost either.
 --
 -- The escalation chain of a complaint (complaint.escalation_level):
 --   0  with the responsible party, nothing escalated yet
