@@ -136,6 +136,17 @@ def test_notify_wakes_and_sleep_ends_when_due(db, daemons):
     assert events(db, cid, "sla_warning")
 
 
+def test_poll_finds_a_timer_whose_notify_was_lost(db, daemons):
+    cid = routed(db)
+    d = start(daemons, db, poll_interval_ms=300)
+    t = timer(db, cid, "ack_warn")
+    # Made due with no NOTIFY at all: only the poll can find it.
+    db.execute("UPDATE sla_timer SET due_at = now() - interval '1 second' WHERE id=%s",
+               (t["id"],))
+    assert wait_fired(db, t["id"])["outcome"] == "acted"
+    assert d.alive()
+
+
 def test_reconnect_drains_what_fell_due(servers, db, daemons):
     cid = routed(db)
     d = start(daemons, db, poll_interval_ms=600000)
