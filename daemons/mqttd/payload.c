@@ -22,7 +22,6 @@
 
 #define PL_MAX_ID	64	/* msg_id, device_id, client id: bytes */
 #define PL_MAX_REASON	200	/* a rejection reason: bytes (jansson's error text is < 160) */
-#define PL_MAX_TOPIC	256	/* longer topics are not ours */
 
 static const struct {
 	const char	*event;
@@ -384,52 +383,72 @@ json_t *
 payload_decode(const char *topic, const void *payload, size_t len,
     const struct payload_limits *lim, char **resp_topic, char **msg_id)
 {
-	char buf[PL_MAX_TOPIC + 1];
+	char *buf = xstrdup(topic);
 	char *seg[7];	/* the longest topic of ours has 6 levels */
+	char sender[4 * PL_MAX_ID + 1];	/* PL_MAX_ID code points of UTF-8 */
 	json_t *e = NULL, *root = NULL, *id;
 	json_error_t jerr;
-	bool is_cmd, utf8_ok;
+	bool is_cmd, utf8_ok, who_ok;
 	const char *who;
 	int n;
 
 	*resp_topic = NULL;
 	*msg_id = NULL;
-	if (strlen(topic) > PL_MAX_TOPIC)
-		return NULL;
-	snprintf(buf, sizeof(buf), "%s", topic);
 	n = pl_split(buf, seg, 7);
 	if (n == 5 && strcmp(seg[0], "aryz") == 0 &&
 	    strcmp(seg[1], "v1") == 0 && strcmp(seg[2], "providers") == 0 &&
-	    strcmp(seg[4], "cmd") == 0 && pl_ident(seg[3])) {
+	    strcmp(seg[4], "cmd") == 0 && seg[3][0] != '\0') {
 		is_cmd = true;
 		who = seg[3];
 		*resp_topic = xasprintf("aryz/v1/providers/%s/resp", who);
 	} else if (n == 6 && strcmp(seg[0], "aryz") == 0 &&
 	    strcmp(seg[1], "v1") == 0 && strcmp(seg[4], "in") == 0 &&
-	    pl_ident(seg[5])) {
+	    seg[5][0] != '\0') {
 		is_cmd = false;
 		who = seg[5];
 		*resp_topic = xasprintf("aryz/v1/clients/%s/resp", who);
-	} else
-		return NULL;
+	} else {
+		free(buf);
+		return NULL;	/* not a topic we subscribe to */
+	}
+	/*
+	 * The sender is the username (the ACL binds the segment to it).  A
+	 * username that cannot be an identifier is an operator's mistake:
+	 * store the message as rejected with a clear reason.
+	 */
+	who_ok = pl_ident(who);
+	n = (int)utf8_prefix(who, strlen(who), PL_MAX_ID);
+	memcpy(sender, who, (size_t)n);	/* at most 4 bytes per code point */
+	sender[n] = '\0';
+	if (!utf8_valid(sender, strlen(sender), NULL))	/* broker checks it */
+		snprintf(sender, sizeof(sender), "invalid-utf8");
 
 	utf8_ok = len <= lim->max_payload && utf8_valid(payload, len, NULL);
-	e = pl_element("reject", who, topic, payload, len, lim->max_payload,
-	    utf8_ok);
+	e = pl_element("reject", sender, topic, payload, len,
+	    lim->max_payload, utf8_ok);
+	if (!who_ok) {
+		e = pl_reject(e, "invalid_topic: %s", "client_id");
+		goto done;
+	}
 	if (len > lim->max_payload) {
 		char size[64];	/* two size_t in decimal */
 		snprintf(size, sizeof(size), "%zu > %zu bytes", len,
 		    lim->max_payload);
-		return pl_reject(e, "oversized: %s", size);
+		e = pl_reject(e, "oversized: %s", size);
+		goto done;
 	}
-	if (!utf8_ok)
-		return pl_reject(e, "invalid_utf8%s", "");
+	if (!utf8_ok) {
+		e = pl_reject(e, "invalid_utf8%s", "");
+		goto done;
+	}
 	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL)
-		return pl_reject(e, "invalid_json: %s", jerr.text);
+	if (root == NULL) {
+		e = pl_reject(e, "invalid_json: %s", jerr.text);
+		goto done;
+	}
 	if (!json_is_object(root)) {
-		json_decref(root);
-		return pl_reject(e, "invalid_json: %s", "not an object");
+		e = pl_reject(e, "invalid_json: %s", "not an object");
+		goto done;
 	}
 	/* For the receipt: the client's msg_id, even if the rest is bad. */
 	id = json_object_get(root, "msg_id");
@@ -447,6 +466,8 @@ payload_decode(const char *topic, const void *payload, size_t len,
 	if (*msg_id != NULL)
 		json_object_set_new(json_object_get(e, "meta"), "msg_id",
 		    json_string(*msg_id));
+done:
 	json_decref(root);
+	free(buf);
 	return e;
 }

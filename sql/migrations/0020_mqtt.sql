@@ -33,8 +33,8 @@ DECLARE
     v_raw bytea := decode(COALESCE(e->>'raw', ''), 'hex');
 BEGIN
     PERFORM aryz_store_inbound('mqtt',
-        'rejected:' || (e->>'sender') || ':' || encode(sha256(v_raw), 'hex'),
-        e->>'sender', e->>'topic', v_raw, e->>'body',
+        'rejected:' || COALESCE(e->>'sender', '?') || ':' || encode(sha256(v_raw), 'hex'),
+        COALESCE(e->>'sender', '?'), e->>'topic', v_raw, e->>'body',
         COALESCE(e->'meta', '{}') || jsonb_build_object('reason', p_reason),
         'rejected', p_reason);
 END $$;
@@ -194,10 +194,17 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
             reason := 'internal_error: ' || left(v_msg, 200);
-            PERFORM aryz_mqtt_reject(e, reason);
             outcome := 'rejected';
             ticket := NULL;
             detail := NULL;
+            BEGIN
+                PERFORM aryz_mqtt_reject(e, reason);
+            EXCEPTION WHEN OTHERS THEN
+                -- Not even storable: answer and go on rather than fail
+                -- the batch, which the broker would redeliver forever.
+                GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
+                reason := 'unstorable: ' || left(v_msg, 200);
+            END;
         END;
         RETURN NEXT;
     END LOOP;

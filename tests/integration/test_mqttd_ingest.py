@@ -205,3 +205,20 @@ def test_text_without_category_uses_the_normalizer(servers, db, daemons, cid):
     c = db.one("SELECT * FROM complaint WHERE ticket = %s", (r["ticket"],))
     assert c["category_code"] is None and c["status"] == "received"
     dev.close()
+
+
+def test_unusable_client_id_is_stored_as_rejected(servers, db, daemons, cid):
+    """A username that cannot be an identifier (an operator's mistake) is
+    not silently dropped: stored raw, rejected with a reason.  Published
+    here with the service account, whose ACL allows any aryz/ topic."""
+    start_mqttd(daemons, db, servers, cid)
+    svc = Client(servers, "aryz-mqttd", client_id="svc-" + cid)
+    svc.subscribe("aryz/v1/clients/kiosk 12/resp")
+    svc.publish("aryz/v1/-/-/in/kiosk 12", complaint("k-1"))
+    r = wait_for(lambda: svc.received("aryz/v1/clients/kiosk 12/resp"), 15, "receipt")[0]
+    assert (r["status"], r["reason"], r["msg_id"]) == ("rejected", "invalid_topic: client_id", None)
+    row = db.one("SELECT sender, outcome, error FROM inbound_message")
+    assert row == {"sender": "kiosk 12", "outcome": "rejected",
+                   "error": "invalid_topic: client_id"}
+    assert count_complaints(db) == 0
+    svc.close()
