@@ -45,12 +45,15 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- p_start plus p_minutes working minutes of the municipality's calendar
--- (weekdays, working hours in its time zone, holidays).
+-- (weekdays, working hours in its time zone, holidays).  The holidays are
+-- read once per call into arrays: this runs for every timer armed.
 CREATE FUNCTION aryz_work_add(p_soate text, p_start timestamptz, p_minutes double precision)
 RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
 DECLARE
     cal int := aryz_calendar_of(p_soate);
     wc work_calendar;
+    days date[];
+    mdays int[];
     t timestamp;
     d date;
     day_end timestamp;
@@ -61,10 +64,15 @@ BEGIN
         RETURN p_start;
     END IF;
     SELECT * INTO wc FROM work_calendar WHERE id = cal;
+    SELECT COALESCE(array_agg(day) FILTER (WHERE day IS NOT NULL), '{}'),
+           COALESCE(array_agg(month * 100 + mday) FILTER (WHERE month IS NOT NULL), '{}')
+      INTO days, mdays FROM calendar_holiday WHERE calendar_id = cal;
     t := p_start AT TIME ZONE wc.timezone;
     FOR i IN 1 .. 3660 LOOP            -- ten years of days at most
         d := t::date;
-        IF aryz_is_workday(cal, d) THEN
+        IF extract(isodow FROM d)::int = ANY (wc.workdays)
+           AND NOT d = ANY (days)
+           AND NOT (extract(month FROM d) * 100 + extract(day FROM d))::int = ANY (mdays) THEN
             IF t < d + wc.work_start THEN
                 t := d + wc.work_start;
             END IF;
