@@ -39,10 +39,18 @@ BEGIN
         'rejected', p_reason);
 END $$;
 
--- One provider command: ack / done / info <ticket>, from the provider whose
--- mqtt_username is e->>'sender' (the ACL binds the command topic to it).
--- The same rules as the SMS commands: the complaint must be assigned to
--- that provider, and aryz_transition() decides whether the move is allowed.
+-- Municipal systems (and any staff member's software) act over MQTT too:
+-- a staff row with an MQTT username gets the same rights as that staff
+-- member's phone has for SMS commands.
+ALTER TABLE staff ADD COLUMN mqtt_username text UNIQUE
+    CHECK (mqtt_username IS NULL OR mqtt_username ~ '^[A-Za-z0-9._:@-]{1,64}$');
+
+-- One command: ack / done / info <ticket>, from the provider or staff
+-- member whose mqtt_username is e->>'sender' (the ACL binds the command
+-- topic to it).  The same rules as the SMS commands: a provider only
+-- touches complaints assigned to it; staff those of their municipality
+-- (operators and rayon staff any); aryz_transition() decides whether the
+-- move is allowed.
 CREATE FUNCTION aryz_mqtt_command(e jsonb,
     OUT outcome text, OUT ticket text, OUT reason text, OUT detail jsonb)
 LANGUAGE plpgsql AS $$
@@ -52,6 +60,7 @@ DECLARE
     v_in bigint;
     v_dup boolean;
     v_prov bigint;
+    st staff;
     c complaint;
     v_err text;
     v_cmd text := e->>'cmd';
@@ -70,11 +79,17 @@ BEGIN
     END IF;
 
     SELECT p.id INTO v_prov FROM provider p WHERE p.mqtt_username = e->>'sender';
+    SELECT * INTO st FROM staff s WHERE s.mqtt_username = e->>'sender';
     SELECT * INTO c FROM complaint x WHERE x.ticket = e->>'ticket';
-    IF v_prov IS NULL THEN
+    IF v_prov IS NULL AND st.id IS NULL THEN
         outcome := 'rejected';
-        reason := 'unknown_provider';
-    ELSIF c.id IS NULL OR c.provider_id IS DISTINCT FROM v_prov THEN
+        reason := 'unknown_sender';
+    ELSIF c.id IS NULL OR NOT COALESCE(
+            (v_prov IS NOT NULL AND c.provider_id IS NOT DISTINCT FROM v_prov)
+            OR COALESCE(st.role IN ('operator', 'rayon'), false)
+            OR (st.provider_id IS NOT NULL AND st.provider_id IS NOT DISTINCT FROM c.provider_id)
+            OR (st.municipality_soate IS NOT NULL
+                AND st.municipality_soate IS NOT DISTINCT FROM c.municipality_soate), false) THEN
         -- The same answer for "no such ticket" and "not yours": a
         -- provider learns nothing about other providers' complaints.
         outcome := 'rejected';
@@ -88,7 +103,8 @@ BEGIN
     ELSE
         v_err := aryz_transition(c.id,
                                  CASE v_cmd WHEN 'ack' THEN 'acknowledged' ELSE 'resolved' END,
-                                 'provider:' || (e->>'sender'),
+                                 CASE WHEN v_prov IS NOT NULL THEN 'provider:'
+                                      ELSE 'staff:' END || (e->>'sender'),
                                  jsonb_build_object('via', 'mqtt', 'inbound_id', v_in)
                                  || CASE WHEN e ? 'text'
                                          THEN jsonb_build_object('text', e->>'text')

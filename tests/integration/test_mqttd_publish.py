@@ -144,3 +144,38 @@ def test_provider_commands(servers, db, daemons, cid):
     assert answer(p1, "c6")["reason"] == "invalid_field: cmd"
     for c in (dev, p1, p2):
         c.close()
+
+
+def test_municipal_system_commands(servers, db, daemons, cid):
+    """A staff member's MQTT account acts like their phone does over SMS:
+    the Suzak specialist's system may acknowledge Suzak complaints only."""
+    start_mqttd(daemons, db, servers, cid)
+    db.execute("UPDATE staff SET mqtt_username = 'dev-2' WHERE phone = '+996555000011'")
+    dev = device(servers, "dev-1")
+    dev.publish("aryz/v1/%s/waste/in/dev-1" % SUZAK, complaint("mc-1"))
+    suzak = dev.receipt_for("mc-1")["ticket"]
+    dev.publish("aryz/v1/41702205805000/water/in/dev-1", complaint("mc-2"))
+    other = dev.receipt_for("mc-2")["ticket"]
+    routed(db, suzak, 1)
+    routed(db, other, 3)
+    muni = Client(servers, "dev-2")
+    muni.subscribe("aryz/v1/providers/dev-2/resp")
+
+    def answer(msg_id):
+        return wait_for(lambda: [r for r in muni.received() if r.get("msg_id") == msg_id],
+                        15, "answer to " + msg_id)[-1]
+    muni.publish("aryz/v1/providers/dev-2/cmd", {"cmd": "ack", "ticket": other, "msg_id": "m1"})
+    assert answer("m1")["reason"] == "not_found"
+    muni.publish("aryz/v1/providers/dev-2/cmd", {"cmd": "ack", "ticket": suzak, "msg_id": "m2"})
+    assert answer("m2")["detail"]["status"] == "acknowledged"
+    assert db.scalar("""SELECT e.actor FROM complaint_event e JOIN complaint c
+                         ON c.id = e.complaint_id WHERE c.ticket = %s AND e.kind = 'status'""",
+                     (suzak,)) == "staff:dev-2"
+    # An account that is neither a provider nor staff.
+    stranger = Client(servers, "dev-1", client_id="dev-1-cmd")
+    stranger.subscribe("aryz/v1/providers/dev-1/resp")
+    stranger.publish("aryz/v1/providers/dev-1/cmd", {"cmd": "info", "ticket": suzak, "msg_id": "s1"})
+    r = wait_for(lambda: stranger.received(), 15, "answer")[0]
+    assert (r["status"], r["reason"]) == ("rejected", "unknown_sender")
+    for c in (dev, muni, stranger):
+        c.close()
