@@ -120,6 +120,7 @@ ing_receipt(struct ingest *in, struct inmsg *m, const char *outcome,
 	json_t *r = json_object(), *d;
 	char *text;
 	int mid;
+	char who[80];	/* the sender for the log, up to 64 code points */
 	char ctx[200];	/* "client=... msg_id=..." with two bounded ids */
 	const char *sender = json_string_value(json_object_get(m->elem,
 	    "sender"));
@@ -152,8 +153,14 @@ ing_receipt(struct ingest *in, struct inmsg *m, const char *outcome,
 	free(text);
 	json_decref(r);
 
-	snprintf(ctx, sizeof(ctx), "client=%s msg_id=%s",
-	    sender ? sender : "?", m->msg_id ? m->msg_id : "-");
+	/* An unusable client id may hold anything: keep the line logfmt. */
+	snprintf(who, sizeof(who), "%s", sender ? sender : "?");
+	for (char *c = who; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == '"' || *c == '\\' ||
+		    *c == '=' || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	snprintf(ctx, sizeof(ctx), "client=%s msg_id=%s", who,
+	    m->msg_id ? m->msg_id : "-");
 	if (strcmp(outcome, "rejected") == 0)
 		clog_info(ctx, "rejected: %s", reason ? reason : "?");
 	else
