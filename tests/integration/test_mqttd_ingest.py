@@ -222,3 +222,22 @@ def test_unusable_client_id_is_stored_as_rejected(servers, db, daemons, cid):
                    "error": "invalid_topic: client_id"}
     assert count_complaints(db) == 0
     svc.close()
+
+
+def test_sighup_reloads_the_lexicon(servers, db, daemons, cid):
+    d = start_mqttd(daemons, db, servers, cid)
+    dev = device(servers, "dev-1")
+    db.execute("INSERT INTO category_keyword (category_code, keyword, lang) "
+               "VALUES ('water', 'zzkran', 'latin')")
+    dev.publish("aryz/v1/%s/-/in/dev-1" % SUZAK, complaint("hup-1", "zzkran"))
+    c = db.one("SELECT category_code FROM complaint WHERE ticket = %s",
+               (dev.receipt_for("hup-1")["ticket"],))
+    assert c["category_code"] is None       # not known yet
+    offset = d.log_size()
+    d.sighup()
+    d.wait_log(r"lexicon loaded", since=offset)
+    dev.publish("aryz/v1/%s/-/in/dev-1" % SUZAK, complaint("hup-2", "zzkran"))
+    c = db.one("SELECT category_code FROM complaint WHERE ticket = %s",
+               (dev.receipt_for("hup-2")["ticket"],))
+    assert c["category_code"] == "water"
+    dev.close()
