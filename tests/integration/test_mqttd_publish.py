@@ -48,6 +48,10 @@ def test_outbox_reaches_provider_and_row_becomes_sent(servers, db, daemons, cid)
     assert row["sent_at"] is not None and row["locked_until"] is None
     assert row["attempts"] == 1
     assert p2.received() == []
+    # A topic MQTT cannot publish to is not retried forever: 'dead', why.
+    outbox_mqtt(db, "t-2", "aryz/v1/+/complaints", {"ticket": "1002"})
+    wait_for(lambda: status_of(db, "t-2") == "dead", 10, "row dead")
+    assert "refused" in db.scalar("SELECT last_error FROM outbox WHERE idem_key = 't-2'")
     p1.close()
     p2.close()
 
