@@ -3,14 +3,16 @@
 # 127.0.0.1, schema and reference data, every daemon.  Safe to run twice:
 # what is already running is left alone.  `make stop` takes it down.
 #
-# Ports (override in the environment): ARYZ_PG_PORT 55432,
-# ARYZ_MQTT_PORT 51883, ARYZ_SMS_PORT 8080, ARYZ_API_PORT 8081.
+# Ports (override in the environment; defaults lie below the kernel's
+# ephemeral range so test servers on random ports never take them):
+# ARYZ_PG_PORT 15432,
+# ARYZ_MQTT_PORT 11883, ARYZ_SMS_PORT 8080, ARYZ_API_PORT 8081.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VAR=$ROOT/var
 BIN=$ROOT/build/bin
-PG_PORT=${ARYZ_PG_PORT:-55432}
-MQ_PORT=${ARYZ_MQTT_PORT:-51883}
+PG_PORT=${ARYZ_PG_PORT:-15432}
+MQ_PORT=${ARYZ_MQTT_PORT:-11883}
 SMS_PORT=${ARYZ_SMS_PORT:-8080}
 API_PORT=${ARYZ_API_PORT:-8081}
 DB="host=127.0.0.1 port=$PG_PORT dbname=aryz user=aryz"
@@ -27,11 +29,30 @@ chmod 755 "$VAR"
 MQ_USERS=$(tr '\n' ' ' <"$VAR/etc/mqtt-users")
 mqpass() { grep "^$1:" "$VAR/etc/mqtt-users" | cut -d: -f2; }
 
+# A port taken by someone else: say so plainly instead of a server log.
+port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+running() { [ -f "$1" ] && kill -0 "$(head -1 "$1")" 2>/dev/null; }
+if ! running "$VAR/pg/data/postmaster.pid" && port_busy "$PG_PORT"; then
+  echo "port $PG_PORT is in use by another program; set ARYZ_PG_PORT" >&2; exit 1
+fi
+if ! running "$VAR/mqtt/mosquitto.pid" && port_busy "$MQ_PORT"; then
+  echo "port $MQ_PORT is in use by another program; set ARYZ_MQTT_PORT" >&2; exit 1
+fi
 "$ROOT/deploy/local/servers.sh" pg-start "$VAR" "$PG_PORT"
 MQ_USERS=$MQ_USERS "$ROOT/deploy/local/servers.sh" mq-start "$VAR" "$MQ_PORT"
 "$BIN/aryzctl" -d "$DB" -s "$ROOT/sql" migrate
 "$BIN/aryzctl" -d "$DB" -s "$ROOT/sql" load-reference >/dev/null
 echo "reference data loaded"
+
+# No SMSC on a laptop: a sink stands in for Kannel's sendsms and writes
+# every outgoing SMS to var/log/sms-out.log (skipped if 13013 is taken,
+# e.g. by a real Kannel).
+if ! running "$VAR/run/aryz-sms-sink.pid" && ! port_busy 13013; then
+  nohup /usr/bin/python3 "$ROOT/deploy/local/sms-sink.py" 13013 "$VAR/log/sms-out.log" \
+    >>"$VAR/log/sms-sink.log" 2>&1 &
+  echo $! >"$VAR/run/aryz-sms-sink.pid"
+  echo "started SMS sink on 127.0.0.1:13013 (outgoing SMS: var/log/sms-out.log)"
+fi
 
 RUNUSER=""
 [ "$(id -u)" -eq 0 ] && RUNUSER='user = "nobody";'
@@ -70,6 +91,7 @@ Publish from a device over MQTT:
     -t aryz/v1/41703220856000/lighting/in/dev-1 \\
     -m '{"v":1,"msg_id":"m1","text":"Lamp 12 is out"}'
 
+Outgoing SMS (sink):     tail -f var/log/sms-out.log
 Dashboard and JSON API:  http://127.0.0.1:$API_PORT/
 Queues:                  $BIN/aryzctl -d "$DB" status
 Stop everything:         make stop
