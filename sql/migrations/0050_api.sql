@@ -53,11 +53,13 @@ SELECT c.id, c.ticket, c.status, c.channel,
 -- outsourced service.  Times are wall-clock minutes from routing (when the
 -- provider got the complaint) to acknowledgement / resolution; a complaint
 -- is within SLA when no ack_breach or resolve_breach timer of it ever
--- fired.  Shares are fractions 0..1, NULL when there is nothing to count.
+-- fired and acted (aryz-escalated marks a timer that no longer applied,
+-- e.g. of an older generation, fired with another outcome).  Shares are fractions 0..1, NULL when there is nothing to count.
 CREATE OR REPLACE VIEW aryz_provider_scorecard AS
 WITH breached AS (
     SELECT DISTINCT complaint_id FROM sla_timer
      WHERE kind IN ('ack_breach', 'resolve_breach') AND fired_at IS NOT NULL
+       AND outcome = 'acted'
 )
 SELECT p.id AS provider_id, p.name,
        count(c.id) AS complaints,

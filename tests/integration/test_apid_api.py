@@ -203,16 +203,20 @@ def test_provider_scorecard_numbers(db, daemons):
     # b: ack after 60 min, resolved after 6 h, reopened once, rated 2, breached
     db.execute("UPDATE complaint SET status = 'resolved', acknowledged_at = routed_at + interval '60 minutes', "
                "resolved_at = routed_at + interval '6 hours', rating = 2, reopen_count = 1 WHERE id = %s", (b,))
-    db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at) "
-               "VALUES (%s, 'resolve_breach', now() - interval '5 hours', now() - interval '5 hours')", (b,))
+    db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at, outcome) "
+               "VALUES (%s, 'resolve_breach', now() - interval '5 hours', now() - interval '5 hours', "
+               "'acted')", (b,))
+    # a stale breach timer of a (an older generation) fired without effect: no breach
+    db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at, outcome) "
+               "VALUES (%s, 'ack_breach', now(), now(), 'stale')", (a,))
     # c: ack after 90 min, still open; a warning fired (not a breach)
     db.execute("UPDATE complaint SET status = 'acknowledged', acknowledged_at = routed_at + interval '90 minutes' "
                "WHERE id = %s", (c,))
     db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at) "
                "VALUES (%s, 'ack_warn', now(), now())", (c,))
     # d: nothing yet, but its ack breach fired
-    db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at) "
-               "VALUES (%s, 'ack_breach', now(), now())", (d,))
+    db.execute("INSERT INTO sla_timer (complaint_id, kind, due_at, fired_at, outcome) "
+               "VALUES (%s, 'ack_breach', now(), now(), 'acted')", (d,))
     # A complaint of another provider must not count.
     routed(db, provider=1)
 
