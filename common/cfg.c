@@ -218,10 +218,13 @@ cfg_dump(const struct cfg_opt *tab, const void *src, FILE *fp)
 			fputs(*CFIELD(src, o, bool) ? "true" : "false", fp);
 			break;
 		case CFG_STR:
-			dump_str(fp, *CFIELD(src, o, char *const));
+			if ((o->flags & CFG_SECRET) && **CFIELD(src, o, char *const))
+				fputs("\"********\"", fp);
+			else
+				dump_str(fp, *CFIELD(src, o, char *const));
 			break;
 		}
-		fputs(";\n", fp);
+		fputs((o->flags & CFG_SECRET) ? "; # secret, not shown\n" : ";\n", fp);
 	}
 }
 

@@ -21,6 +21,7 @@ enum cfg_type {
 
 #define CFG_RELOAD	0x1	/* may change on SIGHUP */
 #define CFG_REQUIRED	0x2	/* must be present in the file */
+#define CFG_SECRET	0x4	/* password or token: never printed */
 
 struct cfg_opt {
 	const char	*path;	/* libconfig path, e.g. "http.port" */

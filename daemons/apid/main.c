@@ -23,11 +23,11 @@ static const struct cfg_opt apid_opts[] = {
 	{ "http.timeout", CFG_INT, offsetof(struct apid_cfg, http_timeout), 30,
 	  NULL, 1, 3600, 0, "seconds an idle or slow connection may live" },
 	{ "api.token", CFG_STR, offsetof(struct apid_cfg, api_token), 0, "",
-	  0, 256, CFG_RELOAD,
+	  0, 256, CFG_RELOAD | CFG_SECRET,
 	  "Bearer token for staff actions (ack/done/reject); empty disables" },
 	{ "open311.api_key", CFG_STR,
 	  offsetof(struct apid_cfg, open311_api_key), 0, "", 0, 256,
-	  CFG_RELOAD, "api_key of Open311 clients that may POST requests; "
+	  CFG_RELOAD | CFG_SECRET, "api_key of Open311 clients that may POST requests; "
 	  "empty disables" },
 	{ "api.default_limit", CFG_INT,
 	  offsetof(struct apid_cfg, api_default_limit), 50, NULL, 1, 1000,

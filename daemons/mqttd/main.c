@@ -22,7 +22,7 @@ static const struct cfg_opt mqttd_opts[] = {
 	  "broker port" },
 	{ "mqtt.username", CFG_STR, C(mq_username), 0, "aryz-mqttd", 0, 128,
 	  0, "MQTT username of the service account" },
-	{ "mqtt.password", CFG_STR, C(mq_password), 0, "", 0, 256, 0,
+	{ "mqtt.password", CFG_STR, C(mq_password), 0, "", 0, 256, CFG_SECRET,
 	  "its password" },
 	{ "mqtt.client_id", CFG_STR, C(mq_client_id), 0, "aryz-mqttd-1", 1,
 	  64, 0, "fixed client id of this instance (persistent session); "

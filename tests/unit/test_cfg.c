@@ -20,6 +20,7 @@ struct tcfg {
 	char	*name;
 	bool	 flag;
 	int	 batch;
+	char	*pass;
 };
 
 static const struct cfg_opt opts[] = {
@@ -27,6 +28,7 @@ static const struct cfg_opt opts[] = {
 	{ "name", CFG_STR, offsetof(struct tcfg, name), 0, "x", 0, 10, CFG_RELOAD, "name" },
 	{ "flag", CFG_BOOL, offsetof(struct tcfg, flag), 1, NULL, 0, 0, CFG_RELOAD, "flag" },
 	{ "batch", CFG_INT, offsetof(struct tcfg, batch), 5, NULL, 1, 100, CFG_RELOAD, "b" },
+	{ "pass", CFG_STR, offsetof(struct tcfg, pass), 0, "", 0, 64, CFG_SECRET, "p" },
 	CFG_END
 };
 
@@ -138,6 +140,28 @@ test_reload(void **state)
 	remove(path);
 }
 
+static void
+test_dump_hides_secrets(void **state)
+{
+	struct tcfg c;
+	char err[256], *out = NULL;
+	size_t len = 0;
+	FILE *fp;
+	(void)state;
+
+	assert_int_equal(load("pass = \"hunter2\";\nname = \"n\";\n", &c, err,
+	    sizeof(err)), 0);
+	fp = open_memstream(&out, &len);
+	cfg_dump(opts, &c, fp);
+	fclose(fp);
+	assert_null(strstr(out, "hunter2"));
+	assert_non_null(strstr(out, "pass = \"********\"; # secret, not shown"));
+	assert_non_null(strstr(out, "http.port = 8080;"));
+	assert_non_null(strstr(out, "name = \"n\";"));
+	free(out);
+	cfg_free(opts, &c);
+}
+
 int
 main(void)
 {
@@ -145,6 +169,7 @@ main(void)
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors_have_file_and_line),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_dump_hides_secrets),
 	};
 	log_set_level(LOG_LVL_ERROR - 1);
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
