@@ -35,7 +35,7 @@ def available():
 class Kannel:
     """bearerbox + smsbox of one test, configured as docs/kannel.md says."""
 
-    def __init__(self, workdir, smsd_port, retry=20, queue_delay=1):
+    def __init__(self, workdir, smsd_port, retry=20, queue_delay=1, text="%b"):
         self.workdir = workdir
         self.smsd_port = smsd_port
         self.admin_port = free_port()
@@ -45,13 +45,13 @@ class Kannel:
         self.conf = os.path.join(workdir, "kannel.conf")
         self.procs = {}
         with open(self.conf, "w") as f:
-            f.write(self.config(retry, queue_delay))
+            f.write(self.config(retry, queue_delay, text))
         os.chmod(self.conf, 0o644)
 
     def log_path(self, name):
         return os.path.join(self.workdir, name + ".log")
 
-    def config(self, retry, queue_delay):
+    def config(self, retry, queue_delay, text):
         w = self.workdir
         # The sms-service and sendsms-user groups are the ones of
         # docs/kannel.md; only host, port and secrets differ.
@@ -92,7 +92,7 @@ reply-requestfailed = ""
 group = sms-service
 keyword = default
 catch-all = true
-get-url = "http://127.0.0.1:{port}/sms/kannel?token={token}&id=%I&from=%p&to=%P&smsc=%i&time=%t&coding=%c&charset=%C&udh=%u&text=%b"
+get-url = "http://127.0.0.1:{port}/sms/kannel?token={token}&id=%I&from=%p&to=%P&smsc=%i&time=%t&coding=%c&charset=%C&udh=%u&text={text}"
 max-messages = 0
 accept-x-kannel-headers = false
 concatenation = true
@@ -105,7 +105,7 @@ max-messages = 4
 """.format(admin=self.admin_port, apw=ADMIN_PASSWORD, box=self.box_port, w=w,
            smsc=self.smsc_port, sendsms=self.sendsms_port, retry=retry,
            delay=queue_delay, port=self.smsd_port, token=TOKEN,
-           user=SENDSMS_USER, pw=SENDSMS_PASSWORD)
+           user=SENDSMS_USER, pw=SENDSMS_PASSWORD, text=text)
 
     def _spawn(self, name, binary):
         out = open(os.path.join(self.workdir, name + ".out"), "ab")
