@@ -35,7 +35,8 @@ def available():
 class Kannel:
     """bearerbox + smsbox of one test, configured as docs/kannel.md says."""
 
-    def __init__(self, workdir, smsd_port, retry=20, queue_delay=1, text="%b"):
+    def __init__(self, workdir, smsd_port, retry=20, queue_delay=1, text="%b",
+                 http_timeout=None):
         self.workdir = workdir
         self.smsd_port = smsd_port
         self.admin_port = free_port()
@@ -45,13 +46,13 @@ class Kannel:
         self.conf = os.path.join(workdir, "kannel.conf")
         self.procs = {}
         with open(self.conf, "w") as f:
-            f.write(self.config(retry, queue_delay, text))
+            f.write(self.config(retry, queue_delay, text, http_timeout))
         os.chmod(self.conf, 0o644)
 
     def log_path(self, name):
         return os.path.join(self.workdir, name + ".log")
 
-    def config(self, retry, queue_delay, text):
+    def config(self, retry, queue_delay, text, http_timeout):
         w = self.workdir
         # The sms-service and sendsms-user groups are the ones of
         # docs/kannel.md; only host, port and secrets differ.
@@ -88,7 +89,7 @@ access-log = "{w}/smsbox-access.log"
 http-request-retry = {retry}
 http-queue-delay = {delay}
 reply-requestfailed = ""
-
+{timeout}
 group = sms-service
 keyword = default
 catch-all = true
@@ -105,7 +106,8 @@ max-messages = 4
 """.format(admin=self.admin_port, apw=ADMIN_PASSWORD, box=self.box_port, w=w,
            smsc=self.smsc_port, sendsms=self.sendsms_port, retry=retry,
            delay=queue_delay, port=self.smsd_port, token=TOKEN,
-           user=SENDSMS_USER, pw=SENDSMS_PASSWORD, text=text)
+           user=SENDSMS_USER, pw=SENDSMS_PASSWORD, text=text,
+           timeout=("http-timeout = %d\n" % http_timeout) if http_timeout else "")
 
     def _spawn(self, name, binary):
         out = open(os.path.join(self.workdir, name + ".out"), "ab")

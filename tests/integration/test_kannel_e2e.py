@@ -4,6 +4,7 @@ PostgreSQL: MO in GSM and UCS-2 becomes complaints with the exact text,
 smsbox retries a 503 during a database outage and the SMS lands once, and
 the resident's acknowledgement (routed by aryz-routerd) goes out through
 Kannel's sendsms in UCS-2 and comes back delivered through the DLR."""
+import psycopg2
 import pytest
 
 import routerd_helpers
@@ -41,9 +42,9 @@ def start_stack(db, daemons, workdir):
     that pattern for the text in the get-url; all ended at teardown."""
     made = []
 
-    def start(text="%b"):
+    def start(text="%b", http_timeout=None):
         port = free_port()
-        kannel = Kannel(workdir, port, text=text)
+        kannel = Kannel(workdir, port, text=text, http_timeout=http_timeout)
         made.append(kannel)
         smsd = daemons("aryz-smsd", smsd_config(db, port, kannel))
         smsd.start(wait_log="lexicon loaded")
@@ -115,6 +116,28 @@ def test_503_during_db_outage_retried_by_smsbox_lands_once(db, stack, servers):
     rows = complaints(db)
     assert [r["description"] for r in rows] == ["Suzak suu jok", CYRILLIC]
     assert db.scalar("SELECT count(*) FROM inbound_message") == 2
+
+
+def test_answer_lost_retry_is_a_duplicate(db, start_stack):
+    """The request commits but smsbox never sees the answer (its
+    http-timeout expires while the INSERT waits on a lock): smsbox calls
+    again with the same %I, aryz answers "duplicate", one complaint."""
+    smsd, kannel, smsc = start_stack(http_timeout=2)
+    lock = psycopg2.connect(db.conninfo)
+    try:
+        cur = lock.cursor()
+        cur.execute("LOCK TABLE inbound_message IN EXCLUSIVE MODE")
+        smsc.send_ucs2("+996700111231", SHORT_CODE, CYRILLIC)
+        wait_for(lambda: "HTTP: Retrying request" in kannel.log("smsbox"), timeout=20,
+                 what="smsbox timed out and retries", interval=0.2)
+    finally:
+        lock.commit()
+        lock.close()
+    wait_for(lambda: smsd.log_contains(r"/sms/kannel -> 200 .*duplicate"), timeout=20,
+             what="the retry answered as a duplicate", interval=0.2)
+    assert db.scalar("SELECT count(*) FROM complaint") == 1
+    assert db.scalar("SELECT count(*) FROM inbound_message") == 1
+    assert db.scalar("SELECT description FROM complaint") == CYRILLIC
 
 
 def sms_to(smsc, phone):
