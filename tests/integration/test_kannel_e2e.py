@@ -1,9 +1,11 @@
 """A real Kannel 1.4.5 (Debian's bearerbox + smsbox, `smsc = fake`) in
 front of aryz-smsd, configured as docs/kannel.md says, against real
 PostgreSQL: MO in GSM and UCS-2 becomes complaints with the exact text,
-smsbox retries a 503 during a database outage and the SMS lands once, and
-the resident's acknowledgement (routed by aryz-routerd) goes out through
-Kannel's sendsms in UCS-2 and comes back delivered through the DLR."""
+smsbox retries a 503 during a database outage and the SMS lands once, a
+retry after a lost answer is a duplicate, the resident's acknowledgement
+(routed by aryz-routerd) goes out through Kannel's sendsms in UCS-2 and
+comes back delivered through the DLR, and why the get-url says %b, not %a.
+Kannel's own config: kannel_helpers.Kannel.config()."""
 import psycopg2
 import pytest
 
