@@ -192,6 +192,9 @@ def test_ack_sms_goes_out_ucs2_and_dlr_marks_delivered(db, daemons, stack):
     assert types["+996700111228"] == "udh"
     assert sms_to(smsc, "+996700111228") == long_ky
     assert "?" not in sms_to(smsc, resident)
+    # max-messages = 0: aryz's HTTP answer to the MO was not texted back;
+    # the resident got the acknowledgement only.
+    assert [m["to"] for m in smsc.received()].count(resident) == 1
     routerd.stop()
 
 
