@@ -213,9 +213,17 @@ read_cb(evutil_socket_t fd, short what, void *arg)
 	while (pc->sent && !PQisBusy(pc->conn)) {
 		PGresult *res = PQgetResult(pc->conn);
 		if (res != NULL) {
+			/*
+			 * Keep the first result, unless a later one is an
+			 * error: a failed COMMIT (deferred constraint, disk
+			 * full) arrives after the rows of the statement.
+			 */
 			if (pc->result == NULL)
 				pc->result = res;
-			else
+			else if (pgconn_ok(pc->result) && !pgconn_ok(res)) {
+				PQclear(pc->result);
+				pc->result = res;
+			} else
 				PQclear(res);
 			continue;
 		}

@@ -209,3 +209,26 @@ def test_municipality_order_text_home_shortcode(db, daemons):
                      "text": "Suzak suu jok"})
     assert db.scalar("SELECT municipality_soate FROM complaint c JOIN inbound_message m "
                      "ON m.id = c.inbound_id WHERE m.idem_key = 'kannel:mu-4'") == "41703220856000"
+
+
+def test_commit_failure_is_not_answered_200(db, daemons):
+    """A failure at COMMIT (here a deferred constraint trigger) comes after
+    the rows of the SELECT: the sender must get 503, not 200 with a ticket
+    that was never stored."""
+    d = start_smsd(daemons, db)
+    db.execute("""
+        CREATE FUNCTION test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.description LIKE '%%commitfail%%' THEN
+                RAISE EXCEPTION 'refused at commit';
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON complaint
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+            EXECUTE FUNCTION test_fail_at_commit();""")
+    st, _, body = kannel_get(d, **{"from": PHONE, "id": "cf-1", "text": "musor commitfail"})
+    assert db.scalar("SELECT count(*) FROM complaint") == 0
+    assert st == 503, body
+    st, _, body = kannel_get(d, **{"from": PHONE, "id": "cf-2", "text": "musor"})
+    assert st == 200 and db.scalar("SELECT count(*) FROM complaint") == 1
