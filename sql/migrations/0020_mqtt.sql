@@ -125,6 +125,15 @@ BEGIN
      WHERE m.id = v_in;
 END $$;
 
+-- Would this error go away if the same statement ran again?  (Deadlock,
+-- serialization failure, lock timeout; classes 08 connection, 53 out of
+-- resources, 57 operator intervention, 58 system/I-O error.)
+CREATE FUNCTION aryz_mqtt_transient(p_sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_sqlstate IN ('40001', '40P01', '55P03')
+        OR left(p_sqlstate, 2) IN ('08', '53', '57', '58')
+$$;
+
 -- One ingest batch, as a jsonb array built by aryz-mqttd, in arrival order.
 -- Elements (k = kind):
 --   {"k":"complaint","idem","sender","topic","raw"(hex),"body","meta",
@@ -136,7 +145,10 @@ END $$;
 -- ok (a command applied or answered), with the ticket and a reason.
 -- Every element runs in its own subtransaction: a failure stores that
 -- message as rejected ('internal_error') and the batch goes on, so one
--- poison message cannot block the stream.
+-- poison message cannot block the stream.  A transient failure (deadlock,
+-- serialization failure, lock timeout, out of resources, I/O error,
+-- shutdown) is not the message's fault: it fails the whole batch, which
+-- aryz-mqttd then leaves to the broker to redeliver.
 CREATE FUNCTION aryz_mqtt_ingest(p_batch jsonb)
 RETURNS TABLE (idx int, outcome text, ticket text, reason text, detail jsonb)
 LANGUAGE plpgsql AS $$
@@ -148,6 +160,7 @@ DECLARE
     v_muni text;
     v_cat text;
     v_msg text;
+    v_state text;
 BEGIN
     FOR r IN SELECT a.value AS v, a.ordinality AS n
                FROM jsonb_array_elements(p_batch) WITH ORDINALITY a LOOP
@@ -208,7 +221,11 @@ BEGIN
                 RAISE EXCEPTION 'unknown batch element kind %', e->>'k';
             END IF;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
+            GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT,
+                                    v_state = RETURNED_SQLSTATE;
+            IF aryz_mqtt_transient(v_state) THEN
+                RAISE;
+            END IF;
             reason := 'internal_error: ' || left(v_msg, 200);
             outcome := 'rejected';
             ticket := NULL;
@@ -218,7 +235,11 @@ BEGIN
             EXCEPTION WHEN OTHERS THEN
                 -- Not even storable: answer and go on rather than fail
                 -- the batch, which the broker would redeliver forever.
-                GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
+                GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT,
+                                        v_state = RETURNED_SQLSTATE;
+                IF aryz_mqtt_transient(v_state) THEN
+                    RAISE;
+                END IF;
                 reason := 'unstorable: ' || left(v_msg, 200);
             END;
         END;

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from harness import wait_for
-from mqttd_helpers import (SUZAK, assert_exactly_once, complaint, count_complaints,
+from mqttd_helpers import (SUZAK, Client, assert_exactly_once, complaint, count_complaints,
                            device, forget_session, start_mqttd)
 
 TOPIC = "aryz/v1/%s/waste/in/dev-1" % SUZAK
@@ -145,3 +145,57 @@ def test_sigterm_mid_stream_drains_then_restart(servers, db, daemons, cid):
     time.sleep(0.5)
     assert_exactly_once(db, n)
     dev.close()
+
+
+def test_deadlock_in_a_batch_is_retried_not_rejected(servers, db, daemons, cid):
+    """A deadlock is not the message's fault: the batch is not committed,
+    the broker redelivers it, and the command is applied then - instead
+    of the provider getting 'rejected: internal_error' for a valid
+    command.  The other side of the deadlock is a transaction here that
+    locks the complaint's timer, then the complaint itself, while
+    aryz_transition() locks them in the other order."""
+    d = start_mqttd(daemons, db, servers, cid)
+    dev = device(servers, "dev-1")
+    dev.publish(TOPIC, complaint("dl-1"))
+    ticket = dev.receipt_for("dl-1")["ticket"]
+    cpl = db.scalar("SELECT id FROM complaint WHERE ticket = %s", (ticket,))
+    db.execute("""UPDATE complaint SET status = 'routed', provider_id = 1,
+                         responsible = 'provider', routed_at = now() WHERE id = %s""",
+               (cpl,))
+    db.execute("""INSERT INTO sla_timer (complaint_id, kind, due_at)
+                  VALUES (%s, 'ack_breach', now() + interval '1 day')""", (cpl,))
+    prov = Client(servers, "provider-1")
+    prov.subscribe("aryz/v1/providers/provider-1/resp")
+
+    other = psycopg2.connect(db.conninfo)
+    try:
+        cur = other.cursor()
+        # This side must not be the one the deadlock detector picks.
+        cur.execute("SET deadlock_timeout = '30s'")
+        cur.execute("SELECT 1 FROM sla_timer WHERE complaint_id = %s FOR UPDATE", (cpl,))
+        offset = d.log_size()
+        prov.publish("aryz/v1/providers/provider-1/cmd",
+                     {"cmd": "ack", "ticket": ticket, "msg_id": "dl-ack"})
+        # The batch holds the complaint and waits for the timer row.
+        wait_for(lambda: db.scalar("""SELECT count(*) FROM pg_stat_activity
+                                       WHERE datname = current_database()
+                                         AND wait_event_type = 'Lock'
+                                         AND query LIKE '%%aryz_mqtt_ingest%%'""") == 1,
+                 15, "batch waiting for the timer lock")
+        cur.execute("SELECT 1 FROM complaint WHERE id = %s FOR UPDATE", (cpl,))
+        other.commit()
+    finally:
+        other.close()
+
+    def answer():
+        return [r for r in prov.received("aryz/v1/providers/provider-1/resp")
+                if isinstance(r, dict) and r.get("msg_id") == "dl-ack"]
+    r = wait_for(answer, 20, "answer to the ack")[-1]
+    assert len(answer()) == 1
+    assert r["status"] == "ok" and r["detail"]["status"] == "acknowledged", r
+    assert d.log_contains(r"batch of 1 not stored \(ERROR: +deadlock detected", offset)
+    assert db.scalar("SELECT status FROM complaint WHERE id = %s", (cpl,)) == "acknowledged"
+    assert db.scalar("""SELECT count(*) FROM inbound_message
+                         WHERE channel = 'mqtt' AND meta->>'msg_id' = 'dl-ack'""") == 1
+    dev.close()
+    prov.close()
