@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,15 @@ struct mt {
 	bool			 again;		/* notified while claiming */
 	bool			 stopping;
 	int			 sending;	/* sendsms requests + updates */
+	/* Items whose sendsms request is in flight, freed by mt_free()
+	 * when the drain timed out before Kannel answered. */
+	LIST_HEAD(, mt_item)	 wire;
 };
 
 struct mt_item {
 	struct mt	*mt;
 	struct evhttp_connection *evcon;	/* one per send, freed after */
+	LIST_ENTRY(mt_item)	 link;		/* in mt->wire while evcon */
 	char		 id[24];	/* outbox id */
 	char		*to, *body;
 	int		 attempt;
@@ -149,6 +154,7 @@ sent_cb(struct evhttp_request *req, void *arg)
 	    it->evcon, &now) < 0)
 		log_warnx("cannot schedule freeing an HTTP connection");
 	it->evcon = NULL;
+	LIST_REMOVE(it, link);
 	if (code == 200 || code == 202)
 		record(it, true, line[0] ? line : "accepted");
 	else {
@@ -219,6 +225,7 @@ send_item(struct mt *m, struct mt_item *it)
 	evhttp_connection_set_timeout(evcon, c->mt_timeout);
 	evhttp_connection_set_retries(evcon, 0);
 	it->evcon = evcon;
+	LIST_INSERT_HEAD(&m->wire, it, link);
 	req = evhttp_request_new(sent_cb, it);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	    host);
@@ -232,6 +239,7 @@ send_item(struct mt *m, struct mt_item *it)
 		/* req was freed by libevent; the connection is ours. */
 		evhttp_connection_free(evcon);
 		it->evcon = NULL;
+		LIST_REMOVE(it, link);
 		record(it, false, "cannot start the sendsms request");
 	}
 	free(path);
@@ -322,6 +330,7 @@ mt_new(struct smsd *s)
 	struct timeval tv = { s->cfg->mt_poll, 0 };
 
 	m->s = s;
+	LIST_INIT(&m->wire);
 	m->uri = evhttp_uri_parse(s->cfg->mt_url);
 	if (m->uri == NULL || evhttp_uri_get_host(m->uri) == NULL)
 		fatalx("mt.url '%s' is not a URL", s->cfg->mt_url);
@@ -358,10 +367,22 @@ void
 mt_free(struct mt **mp)
 {
 	struct mt *m = *mp;
+	struct mt_item *it;
 
 	if (m == NULL)
 		return;
 	event_free(m->poll);
+	/* Kannel never answered (drain timed out): the lease expires and
+	 * the message is sent again.  Freeing the connection frees its
+	 * request without calling sent_cb. */
+	while ((it = LIST_FIRST(&m->wire)) != NULL) {
+		LIST_REMOVE(it, link);
+		log_warnx("outbox %s: stopped before Kannel answered; it is "
+		    "sent again after its lease", it->id);
+		evhttp_connection_free(it->evcon);
+		m->sending--;
+		item_free(it);
+	}
 	pgconn_free(&m->db);
 	evhttp_uri_free(m->uri);
 	free(m);

@@ -75,3 +75,40 @@ def test_503_retry_then_sent_and_dead(db, daemons):
         assert row["attempts"] == 3 and "no answer" in row["last_error"]
     finally:
         k.close()
+
+
+def test_stop_while_kannel_hangs(db, daemons):
+    """Kannel accepts the connection and never answers; SIGTERM's drain
+    times out: the daemon exits cleanly (no leak report), and the
+    message stays pending to be sent again after its lease."""
+    import socket
+    import threading
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    held = []
+
+    def accept():
+        try:
+            while True:
+                held.append(lsock.accept()[0])
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        d = start_smsd(daemons, db, kannel_port=lsock.getsockname()[1],
+                       extra="shutdown_timeout = 1;\n")
+        a = queue(db, "t:hang", "+996700111337", "hello")
+        wait_for(lambda: held and d.log_contains("MT worker"), what="sendsms connection open")
+        wait_for(lambda: db.scalar("SELECT attempts FROM outbox WHERE id = %s", (a,)) == 1,
+                 what="claimed")
+        assert d.stop() == 0
+        assert d.log_contains("drain did not finish")
+        d.check_clean()
+        assert db.scalar("SELECT status FROM outbox WHERE id = %s", (a,)) == "pending"
+    finally:
+        lsock.close()
+        for s in held:
+            s.close()
