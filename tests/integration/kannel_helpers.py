@@ -36,7 +36,9 @@ class Kannel:
     """bearerbox + smsbox of one test, configured as docs/kannel.md says."""
 
     def __init__(self, workdir, smsd_port, retry=20, queue_delay=1, text="%b",
-                 http_timeout=None):
+                 http_timeout=None, post=False):
+        """text: the pattern for text= in the get-url; post: use docs/kannel.md's
+        post-url instead (text as the body, fields in X-Kannel-* headers)."""
         self.workdir = workdir
         self.smsd_port = smsd_port
         self.admin_port = free_port()
@@ -46,14 +48,21 @@ class Kannel:
         self.conf = os.path.join(workdir, "kannel.conf")
         self.procs = {}
         with open(self.conf, "w") as f:
-            f.write(self.config(retry, queue_delay, text, http_timeout))
+            f.write(self.config(retry, queue_delay, text, http_timeout, post))
         os.chmod(self.conf, 0o644)
 
     def log_path(self, name):
         return os.path.join(self.workdir, name + ".log")
 
-    def config(self, retry, queue_delay, text, http_timeout):
+    def config(self, retry, queue_delay, text, http_timeout, post):
         w = self.workdir
+        if post:
+            url = ('post-url = "http://127.0.0.1:%d/sms/kannel?token=%s&id=%%I"\n'
+                   'send-sender = true' % (self.smsd_port, TOKEN))
+        else:
+            url = ('get-url = "http://127.0.0.1:%d/sms/kannel?token=%s&id=%%I&from=%%p'
+                   '&to=%%P&smsc=%%i&time=%%t&coding=%%c&charset=%%C&udh=%%u&text=%s"'
+                   % (self.smsd_port, TOKEN, text))
         # The sms-service and sendsms-user groups are the ones of
         # docs/kannel.md; only host, port and secrets differ.
         return """# kannel.conf of one aryz end-to-end test (written by kannel_helpers.py)
@@ -93,7 +102,7 @@ reply-requestfailed = ""
 group = sms-service
 keyword = default
 catch-all = true
-get-url = "http://127.0.0.1:{port}/sms/kannel?token={token}&id=%I&from=%p&to=%P&smsc=%i&time=%t&coding=%c&charset=%C&udh=%u&text={text}"
+{url}
 max-messages = 0
 accept-x-kannel-headers = false
 concatenation = true
@@ -106,7 +115,7 @@ max-messages = 4
 """.format(admin=self.admin_port, apw=ADMIN_PASSWORD, box=self.box_port, w=w,
            smsc=self.smsc_port, sendsms=self.sendsms_port, retry=retry,
            delay=queue_delay, port=self.smsd_port, token=TOKEN,
-           user=SENDSMS_USER, pw=SENDSMS_PASSWORD, text=text,
+           user=SENDSMS_USER, pw=SENDSMS_PASSWORD, url=url,
            timeout=("http-timeout = %d\n" % http_timeout) if http_timeout else "")
 
     def _spawn(self, name, binary):
@@ -253,6 +262,12 @@ class FakeSMSC:
         """A UCS-2 MO (coding 2), as an SMPP deliver_sm with data_coding 8."""
         data = urllib.parse.quote_from_bytes(text.encode("utf-16-be"), safe="")
         self.sock.sendall(("%s %s ucs2 %s\n" % (sender, receiver, data)).encode())
+
+    def send_udh(self, sender, receiver, udh, data):
+        """An MO with a UDH (smsc_fake marks it 8-bit, coding 1)."""
+        q = lambda b: urllib.parse.quote_from_bytes(b, safe="")  # noqa: E731
+        self.sock.sendall(("%s %s udh %s %s\n" % (sender, receiver, q(udh), q(data)))
+                          .encode())
 
     def close(self):
         try:

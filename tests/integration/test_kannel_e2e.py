@@ -44,9 +44,9 @@ def start_stack(db, daemons, workdir):
     that pattern for the text in the get-url; all ended at teardown."""
     made = []
 
-    def start(text="%b", http_timeout=None):
+    def start(text="%b", http_timeout=None, post=False):
         port = free_port()
-        kannel = Kannel(workdir, port, text=text, http_timeout=http_timeout)
+        kannel = Kannel(workdir, port, text=text, http_timeout=http_timeout, post=post)
         made.append(kannel)
         smsd = daemons("aryz-smsd", smsd_config(db, port, kannel))
         smsd.start(wait_log="lexicon loaded")
@@ -97,6 +97,40 @@ def test_mo_gsm_and_ucs2_become_complaints(db, stack):
     assert db.scalar("SELECT count(*) FROM inbound_message") == 2
     assert db.scalar("SELECT count(*) FROM complaint") == 2
     assert smsc.received() == []
+
+
+def test_post_url_variant(db, start_stack):
+    """docs/kannel.md's post-url: the text as the body, the fields in
+    X-Kannel-* headers, the charset in Content-Type."""
+    smsd, kannel, smsc = start_stack(post=True)
+    smsc.send_text("+996700111232", SHORT_CODE, LATIN)
+    smsc.send_ucs2("+996700111233", SHORT_CODE, CYRILLIC)
+    wait_for(lambda: db.scalar("SELECT count(*) FROM complaint") == 2,
+             what="two complaints from Kannel's post-url", timeout=20)
+    rows = {r["reporter"]: r for r in complaints(db)}
+    assert rows["+996700111232"]["description"] == LATIN
+    assert rows["+996700111233"]["description"] == CYRILLIC
+    assert rows["+996700111233"]["smsc"] == "fake"
+    assert db.scalar("SELECT count(*) FROM inbound_message") == 2
+
+
+def test_rejected_mo_retried_by_smsbox_is_stored_once(db, stack):
+    """smsbox 1.4.5 retries every answer that is not 2xx, 4xx included.
+    An 8-bit MO (two UDH parts, which bearerbox reassembles; coding=1) is
+    refused with 415 and stored raw as rejected; the retries with the same
+    %I add nothing."""
+    smsd, kannel, smsc = stack
+    smsc.send_udh("+996700111234", SHORT_CODE, bytes([5, 0, 3, 9, 2, 1]), b"\x01\x02part one ")
+    smsc.send_udh("+996700111234", SHORT_CODE, bytes([5, 0, 3, 9, 2, 2]), b"and two")
+    wait_for(lambda: kannel.log("smsbox").count("HTTP: Retrying request") >= 2,
+             timeout=20, what="smsbox retrying the 415", interval=0.2)
+    wait_for(lambda: len(smsd.log().split("/sms/kannel -> ")) >= 4, timeout=10,
+             what="three answers from aryz", interval=0.2)
+    row = db.one("SELECT outcome, raw, error FROM inbound_message")
+    assert row["outcome"] == "rejected" and "8-bit" in row["error"]
+    assert bytes(row["raw"]) == b"\x01\x02part one and two"   # reassembled by bearerbox
+    assert db.scalar("SELECT count(*) FROM inbound_message") == 1
+    assert db.scalar("SELECT count(*) FROM complaint") == 0
 
 
 def test_503_during_db_outage_retried_by_smsbox_lands_once(db, stack, servers):
