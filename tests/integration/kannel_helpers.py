@@ -114,7 +114,7 @@ concatenation = true
 max-messages = 4
 """.format(admin=self.admin_port, apw=ADMIN_PASSWORD, box=self.box_port, w=w,
            smsc=self.smsc_port, sendsms=self.sendsms_port, retry=retry,
-           delay=queue_delay, port=self.smsd_port, token=TOKEN,
+           delay=queue_delay,
            user=SENDSMS_USER, pw=SENDSMS_PASSWORD, url=url,
            timeout=("http-timeout = %d\n" % http_timeout) if http_timeout else "")
 
