@@ -211,8 +211,9 @@ $$;
 -- after routing.  Returns NULL on success, else 'not_found',
 -- 'invalid_transition' or 'window_expired'.  Writes the event, cancels,
 -- pauses or re-arms timers, and queues the notifications, all in the
--- caller's transaction.  p_detail may carry "reason" (rejected) and
--- "rating" (1..5, stored when given).
+-- caller's transaction.  p_detail may carry "reason" (rejected, required),
+-- "duplicate_of" (duplicate, required: a complaint id) and "rating" (1..5,
+-- stored when given).
 CREATE FUNCTION aryz_transition(p_complaint bigint, p_to text, p_actor text,
                                 p_detail jsonb DEFAULT '{}')
 RETURNS text LANGUAGE plpgsql AS $$
@@ -224,6 +225,7 @@ DECLARE
     v_payload jsonb;
     v_window int := aryz_setting_int('followup_days', 7);
     v_from text;
+    v_dup bigint;
 BEGIN
     SELECT * INTO c FROM complaint WHERE id = p_complaint FOR UPDATE;
     IF NOT FOUND THEN
@@ -249,6 +251,22 @@ BEGIN
     IF p_to = 'rejected' AND COALESCE(p_detail->>'reason', '') = '' THEN
         RETURN 'invalid_transition';
     END IF;
+    -- A duplicate names the complaint it duplicates ("duplicate_of": its
+    -- id), which must exist and not be a duplicate itself; a rating is 1..5.
+    -- Refused with an error word, never raised by a constraint or a cast.
+    IF p_to = 'duplicate' THEN
+        SELECT d.id INTO v_dup FROM complaint d
+         WHERE d.id = CASE WHEN p_detail->>'duplicate_of' ~ '^[0-9]{1,18}$'
+                           THEN (p_detail->>'duplicate_of')::bigint END
+           AND d.id <> p_complaint AND d.status <> 'duplicate';
+        IF v_dup IS NULL THEN
+            RETURN 'invalid_transition';
+        END IF;
+    END IF;
+    IF p_detail ? 'rating' AND jsonb_typeof(p_detail->'rating') <> 'null'
+       AND NOT COALESCE(p_detail->>'rating' ~ '^[1-5]$', false) THEN
+        RETURN 'invalid_transition';
+    END IF;
     v_reopen := c.status IN ('resolved', 'closed') AND p_to = 'routed';
     IF v_reopen AND COALESCE(c.resolved_at, c.closed_at) < now() - v_window * interval '1 day' THEN
         RETURN 'window_expired';
@@ -268,6 +286,7 @@ BEGIN
         priority = priority + CASE WHEN v_reopen THEN 1 ELSE 0 END,
         escalation_level = CASE WHEN v_reopen THEN 0 ELSE escalation_level END,
         reject_reason = CASE WHEN p_to = 'rejected' THEN p_detail->>'reason' ELSE reject_reason END,
+        duplicate_of = CASE WHEN p_to = 'duplicate' THEN v_dup ELSE duplicate_of END,
         rating = CASE WHEN p_detail ? 'rating' THEN (p_detail->>'rating')::int ELSE rating END
      WHERE id = p_complaint
     RETURNING * INTO c;
@@ -277,8 +296,11 @@ BEGIN
             v_from, p_to, p_actor, COALESCE(p_detail, '{}'))
     RETURNING id INTO v_event;
 
-    -- Timers.
-    IF p_to IN ('acknowledged', 'in_progress') AND c.acknowledged_at = now() THEN
+    -- Timers.  The first acknowledgement of this generation (straight
+    -- from routed) stops the ack clock and the escalation chain; not
+    -- "acknowledged_at = now()", which a reopened complaint, acknowledged
+    -- in an earlier generation, never meets.
+    IF p_to IN ('acknowledged', 'in_progress') AND v_from = 'routed' THEN
         PERFORM aryz_cancel_timers(p_complaint, ARRAY['ack_warn', 'ack_breach', 'escalate']);
     END IF;
     IF p_to = 'waiting_resident' THEN

@@ -106,3 +106,60 @@ def test_reopen_window_expires(db):
     db.execute("SELECT aryz_transition(%s, 'resolved', 'p')", (cid,))
     db.execute("UPDATE complaint SET resolved_at = now() - interval '30 days' WHERE id=%s", (cid,))
     assert db.scalar("SELECT aryz_transition(%s, 'routed', 'r')", (cid,)) == "window_expired"
+
+
+def test_reopened_complaint_ack_stops_escalation(db):
+    # Generation 0: acknowledging cancels the ack timers and the pending
+    # escalation.  A reopened complaint (generation 1, acknowledged_at
+    # kept from before) must behave the same: acknowledged, it must not
+    # climb the escalation chain on the 'escalate' timer armed at reopen.
+    cid = routed(db)
+    assert db.scalar("SELECT aryz_transition(%s, 'acknowledged', 'p')", (cid,)) is None
+    assert db.scalar("SELECT aryz_transition(%s, 'resolved', 'p')", (cid,)) is None
+    assert db.scalar("SELECT aryz_transition(%s, 'routed', '+996555123456')", (cid,)) is None
+    assert db.scalar("SELECT count(*) FROM sla_timer WHERE complaint_id=%s AND generation=1 "
+                     "AND kind='escalate' AND cancelled_at IS NULL", (cid,)) == 1
+    assert db.scalar("SELECT aryz_transition(%s, 'acknowledged', 'p')", (cid,)) is None
+    pending = {r["kind"] for r in db.query(
+        "SELECT kind FROM sla_timer WHERE complaint_id=%s AND generation=1 "
+        "AND fired_at IS NULL AND cancelled_at IS NULL", (cid,))}
+    assert not pending & {"ack_warn", "ack_breach", "escalate"}
+    assert "resolve_breach" in pending
+    # Whatever is still armed, firing what would be due now escalates nothing.
+    db.execute("UPDATE sla_timer SET due_at = now() - interval '1 minute' WHERE complaint_id=%s "
+               "AND generation=1 AND kind='escalate'", (cid,))
+    db.scalar("SELECT fired FROM aryz_fire_timers(100)")
+    assert db.scalar("SELECT escalation_level FROM complaint WHERE id=%s", (cid,)) == 0
+
+
+def test_bad_detail_is_refused_not_raised(db):
+    # Every allowed transition answers with an error word on bad input:
+    # 'duplicate' without a valid "duplicate_of" used to violate the
+    # duplicate_of CHECK, a rating of 7 or "five" the rating CHECK / the
+    # integer cast, and the caller's whole statement failed.
+    first = submit(db, "d1")["complaint_id"]
+    second = submit(db, "d2")["complaint_id"]
+    for detail in ['{}', '{"duplicate_of": "x"}', '{"duplicate_of": 424242}',
+                   '{"duplicate_of": %d}' % second]:
+        assert db.scalar("SELECT aryz_transition(%s, 'duplicate', 'op', %s)",
+                         (second, detail)) == "invalid_transition"
+    assert db.scalar("SELECT status FROM complaint WHERE id=%s", (second,)) == "received"
+    assert db.scalar("SELECT aryz_transition(%s, 'duplicate', 'op', %s)",
+                     (second, '{"duplicate_of": %d}' % first)) is None
+    row = db.one("SELECT status, duplicate_of, closed_at FROM complaint WHERE id=%s", (second,))
+    assert row["status"] == "duplicate" and row["duplicate_of"] == first
+    assert row["closed_at"] is not None
+    # No chain: nothing can be made a duplicate of a duplicate.
+    third = submit(db, "d3")["complaint_id"]
+    assert db.scalar("SELECT aryz_transition(%s, 'duplicate', 'op', %s)",
+                     (third, '{"duplicate_of": %d}' % second)) == "invalid_transition"
+
+    cid = routed(db, "rate")
+    db.execute("SELECT aryz_transition(%s, 'resolved', 'p')", (cid,))
+    for bad in ['{"rating": 7}', '{"rating": "five"}', '{"rating": 4.5}']:
+        assert db.scalar("SELECT aryz_transition(%s, 'closed', 'r', %s)",
+                         (cid, bad)) == "invalid_transition"
+    assert db.scalar("SELECT status FROM complaint WHERE id=%s", (cid,)) == "resolved"
+    assert db.scalar("SELECT aryz_transition(%s, 'closed', 'r', '{\"rating\": 4}')",
+                     (cid,)) is None
+    assert db.scalar("SELECT rating FROM complaint WHERE id=%s", (cid,)) == 4
