@@ -73,11 +73,11 @@ static const struct cfg_opt smsd_opts[] = {
 	I("mt.batch", mt_batch, 20, 1, 500, CFG_RELOAD,
 	    "rows claimed per round"),
 	I("mt.lease", mt_lease, 60, 5, 3600, CFG_RELOAD,
-	    "seconds a claimed row stays ours"),
+	    "seconds a claimed row stays ours; more than mt.timeout + 2"),
 	I("mt.poll", mt_poll, 5, 1, 3600, CFG_RELOAD,
 	    "seconds between polls (LISTEN aryz_outbox wakes us earlier)"),
 	I("mt.timeout", mt_timeout, 10, 1, 300, CFG_RELOAD,
-	    "seconds per sendsms request"),
+	    "seconds for a whole sendsms request, answer included"),
 	I("mt.max_attempts", mt_max_attempts, 8, 1, 100, CFG_RELOAD,
 	    "attempts before a message is marked dead"),
 	I("mt.max_parts", mt_max_parts, 4, 1, 255, CFG_RELOAD,
@@ -347,6 +347,13 @@ validate(void *cfgp, char *err, size_t len)
 			return -1;
 	if (c->mt_backoff_max < c->mt_backoff_min) {
 		snprintf(err, len, "mt.backoff_max is below mt.backoff_min");
+		return -1;
+	}
+	/* A row must stay ours until its send (bounded by mt.timeout) is
+	 * over, or another claim sends it a second time. */
+	if (c->mt_lease <= c->mt_timeout + 2) {
+		snprintf(err, len, "mt.lease (%d) must be longer than "
+		    "mt.timeout (%d) + 2", c->mt_lease, c->mt_timeout);
 		return -1;
 	}
 	if (c->mt_enabled && strncmp(c->mt_url, "http://", 7) != 0) {

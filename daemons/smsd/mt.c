@@ -49,6 +49,7 @@ struct mt_item {
 	struct mt	*mt;
 	struct evhttp_connection *evcon;	/* one per send, freed after */
 	LIST_ENTRY(mt_item)	 link;		/* in mt->wire while evcon */
+	struct event	*deadline;	/* mt.timeout for the whole request */
 	char		 id[24];	/* outbox id */
 	char		*to, *body;
 	int		 attempt;
@@ -59,6 +60,8 @@ static void mt_claim(struct mt *m);
 static void
 item_free(struct mt_item *it)
 {
+	if (it->deadline)
+		event_free(it->deadline);
 	free(it->to);
 	free(it->body);
 	free(it);
@@ -155,6 +158,7 @@ sent_cb(struct evhttp_request *req, void *arg)
 		log_warnx("cannot schedule freeing an HTTP connection");
 	it->evcon = NULL;
 	LIST_REMOVE(it, link);
+	event_del(it->deadline);
 	if (code == 200 || code == 202)
 		record(it, true, line[0] ? line : "accepted");
 	else {
@@ -166,6 +170,29 @@ sent_cb(struct evhttp_request *req, void *arg)
 			snprintf(why, sizeof(why), "HTTP %d: %s", code, line);
 		record(it, false, why);
 	}
+}
+
+/*
+ * libevent's HTTP timeout is per read or write, so an answer trickling in
+ * would hold the row past its lease (and another claim would send it
+ * again).  The whole request gets mt.timeout; then the connection is
+ * freed (which frees the request without calling sent_cb) and the attempt
+ * counts as failed.
+ */
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_item *it = arg;
+	char why[96];	/* the reason, for last_error */
+	(void)fd;
+	(void)what;
+
+	LIST_REMOVE(it, link);
+	evhttp_connection_free(it->evcon);
+	it->evcon = NULL;
+	snprintf(why, sizeof(why), "no complete answer from Kannel within "
+	    "mt.timeout (%d s)", it->mt->s->cfg->mt_timeout);
+	record(it, false, why);
 }
 
 static void
@@ -190,6 +217,7 @@ send_item(struct mt *m, struct mt_item *it)
 	char mask[16], *dlr, *path;	/* mask: an int */
 	bool gsm = sms_gsm7_only(it->body);
 	int parts = sms_parts(it->body, NULL);
+	struct timeval tmo = { c->mt_timeout, 0 };
 
 	qadd(q, "username", c->mt_username);
 	qadd(q, "password", c->mt_password);
@@ -226,6 +254,8 @@ send_item(struct mt *m, struct mt_item *it)
 	evhttp_connection_set_retries(evcon, 0);
 	it->evcon = evcon;
 	LIST_INSERT_HEAD(&m->wire, it, link);
+	it->deadline = evtimer_new(m->s->base, on_deadline, it);
+	evtimer_add(it->deadline, &tmo);
 	req = evhttp_request_new(sent_cb, it);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	    host);
@@ -240,6 +270,7 @@ send_item(struct mt *m, struct mt_item *it)
 		evhttp_connection_free(evcon);
 		it->evcon = NULL;
 		LIST_REMOVE(it, link);
+		event_del(it->deadline);
 		record(it, false, "cannot start the sendsms request");
 	}
 	free(path);

@@ -112,3 +112,70 @@ def test_stop_while_kannel_hangs(db, daemons):
         lsock.close()
         for s in held:
             s.close()
+
+
+def test_slow_kannel_is_cut_at_mt_timeout(db, daemons):
+    """Kannel answers one byte a second: libevent's timeout is per read,
+    so only a deadline for the whole request ends the attempt within
+    mt.timeout (3 s here), long before the 60 s lease would let the row
+    be claimed and sent a second time."""
+    import socket
+    import threading
+    import time
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    stop = threading.Event()
+    conns = []
+
+    def trickle(c):
+        try:
+            for b in b"HTTP/1.0 202 Accepted\r\nX-Slow: " + b"x" * 60:
+                if stop.wait(1):
+                    return
+                c.sendall(bytes([b]))
+        except OSError:
+            pass
+
+    def accept():
+        try:
+            while True:
+                c = lsock.accept()[0]
+                conns.append(c)
+                threading.Thread(target=trickle, args=(c,), daemon=True).start()
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        start_smsd(daemons, db, kannel_port=lsock.getsockname()[1])
+        a = queue(db, "t:slow", "+996700111338", "hello")
+        t0 = time.monotonic()
+        wait_for(lambda: db.scalar("SELECT last_error FROM outbox WHERE id = %s", (a,)),
+                 timeout=20, what="first attempt recorded as failed")
+        assert time.monotonic() - t0 < 12
+        row = db.one("SELECT status, attempts, last_error FROM outbox WHERE id = %s", (a,))
+        assert row["status"] == "pending" and "mt.timeout" in row["last_error"]
+    finally:
+        stop.set()
+        lsock.close()
+        for c in conns:
+            c.close()
+
+
+def test_lease_must_outlast_the_send(workdir):
+    import os
+    import subprocess
+    from harness import BIN
+    path = os.path.join(workdir, "smsd.conf")
+    with open(path, "w") as f:
+        f.write('mt: { lease = 10; timeout = 30; };\n')
+    out = subprocess.run([os.path.join(BIN, "aryz-smsd"), "-c", path, "-n"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "mt.lease (10) must be longer than mt.timeout (30)" in out.stderr
+    with open(path, "w") as f:
+        f.write('mt: { lease = 60; timeout = 30; };\n')
+    out = subprocess.run([os.path.join(BIN, "aryz-smsd"), "-c", path, "-n"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
