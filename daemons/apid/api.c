@@ -407,7 +407,8 @@ api_action(struct apid *a, struct evhttp_request *req, const char *ticket,
 	size_t len = evbuffer_get_length(in);
 	const char *reason = NULL, *note = NULL, *actor = NULL;
 	json_t *body = NULL, *detail = NULL;
-	char actorbuf[80], *detail_text = NULL;	/* "api:" + 64 chars */
+	/* "api:" + 64 characters of up to 4 bytes each: never cut UTF-8. */
+	char actorbuf[4 + APID_ACTOR_MAX * 4 + 1], *detail_text = NULL;
 	const char *vals[4];
 	json_error_t jerr;
 	struct apreq *r;
@@ -438,7 +439,8 @@ api_action(struct apid *a, struct evhttp_request *req, const char *ticket,
 		if (body_string(req, body, "reason", APID_REASON_MAX,
 		    &reason) < 0 ||
 		    body_string(req, body, "note", APID_REASON_MAX, &note) < 0 ||
-		    body_string(req, body, "actor", 64, &actor) < 0)
+		    body_string(req, body, "actor", APID_ACTOR_MAX,
+		    &actor) < 0)
 			goto fail;
 	}
 	if (actions[kind].needs_reason && (reason == NULL || *reason == '\0')) {

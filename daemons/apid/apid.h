@@ -65,6 +65,8 @@ struct apreq {
 #define APID_TICKET_MAX		32	/* ticket text in a path */
 #define APID_QUERY_MAX		64	/* municipality search text, chars */
 #define APID_REASON_MAX		500	/* reject reason / note, chars */
+#define HTTP_URI_LOG		200	/* bytes of a URI written to the log */
+#define APID_ACTOR_MAX		64	/* "actor" of a staff action, chars */
 #define APID_DESC_MAX		1000	/* description of a new request */
 #define APID_IDEM_MAX		128	/* client idempotency key, bytes */
 
@@ -89,6 +91,7 @@ int	 http_parse_int(const char *s, long long min, long long max,
 	    long long *out) __attribute__((warn_unused_result));
 bool	 http_valid_soate(const char *s);
 bool	 http_valid_ticket(const char *s);
+const char *http_log_uri(struct evhttp_request *req, char *buf, size_t len);
 json_t	*http_rows_json(PGresult *res);
 json_t	*http_row_json(PGresult *res, int row);
 

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,7 +27,6 @@
 #define HTTP_MAX_HEADERS	8192	/* bytes of request headers */
 #define HTTP_MAX_SEGS		6	/* path segments we ever route on */
 #define HTTP_SEG_MAX		64	/* bytes per path segment */
-#define HTTP_URI_LOG		200	/* bytes of a URI written to the log */
 
 /* PostgreSQL type OIDs (pg_type.h) that map to JSON types. */
 #define OID_BOOL	16
@@ -93,13 +93,55 @@ sent_cb(struct evhttp_request *req, void *arg)
 	http_check_drained(a);
 }
 
-/* The request URI cut to a length fit for a log line. */
-static const char *
-log_uri(struct evhttp_request *req, char *buf, size_t len)
+/* Query parameters whose values never reach a log line. */
+static bool
+secret_param(const char *name, size_t n)
 {
-	const char *u = evhttp_request_get_uri(req);
+	static const char *const names[] = { "api_key", "token",
+		"access_token", "phone", NULL };
 
-	snprintf(buf, len, "%s", u ? u : "");
+	for (int i = 0; names[i] != NULL; i++)
+		if (strlen(names[i]) == n && strncasecmp(name, names[i], n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The request URI cut to a length fit for a log line, with the values of
+ * secret parameters (an Open311 api_key sent in the URL, a phone number)
+ * replaced by "*".
+ */
+const char *
+http_log_uri(struct evhttp_request *req, char *buf, size_t len)
+{
+	const char *u = evhttp_request_get_uri(req), *q, *p;
+	size_t o;
+
+	if (u == NULL)
+		u = "";
+	if ((q = strchr(u, '?')) == NULL) {
+		snprintf(buf, len, "%s", u);
+		return buf;
+	}
+	snprintf(buf, len, "%.*s", (int)(q - u + 1), u);
+	o = strlen(buf);
+	for (p = q + 1; *p != '\0' && o + 1 < len; ) {
+		size_t plen = strcspn(p, "&;"), nlen = strcspn(p, "=&;");
+
+		if (nlen < plen && secret_param(p, nlen))
+			snprintf(buf + o, len - o, "%.*s=*", (int)nlen, p);
+		else
+			snprintf(buf + o, len - o, "%.*s", (int)plen, p);
+		o = strlen(buf);
+		p += plen;
+		if (*p != '\0') {
+			if (o + 1 < len) {
+				buf[o++] = *p;
+				buf[o] = '\0';
+			}
+			p++;
+		}
+	}
 	return buf;
 }
 
@@ -160,10 +202,10 @@ reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (code >= 500)
-		log_warnx("%d %s: %s", code, log_uri(req, uri, sizeof(uri)),
+		log_warnx("%d %s: %s", code, http_log_uri(req, uri, sizeof(uri)),
 		    msg);
 	else
-		log_info("%d %s: %s", code, log_uri(req, uri, sizeof(uri)),
+		log_info("%d %s: %s", code, http_log_uri(req, uri, sizeof(uri)),
 		    msg);
 	if (code == 401)
 		evhttp_add_header(evhttp_request_get_output_headers(req),

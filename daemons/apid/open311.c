@@ -93,9 +93,10 @@ open311_prepare(struct pgconn *db)
 void
 open311_error(struct evhttp_request *req, int code, const char *desc)
 {
-	const char *u = evhttp_request_get_uri(req);
+	char uri[HTTP_URI_LOG];
 
-	log_info("%d %.200s: %s", code, u ? u : "", desc);
+	log_info("%d %s: %s", code, http_log_uri(req, uri, sizeof(uri)),
+	    desc);
 	reply_json(req, code, json_pack("[{s:i, s:s}]", "code", code,
 	    "description", desc));
 }

@@ -144,6 +144,24 @@ def test_staff_ack_needs_the_token_and_goes_through_transition(db, daemons):
     assert st == 404
 
 
+def test_actor_of_64_cyrillic_characters_is_kept_whole(db, daemons):
+    # 64 characters is the limit, and Cyrillic takes 2 bytes each in UTF-8:
+    # the actor must reach the event intact, not cut in the middle of a
+    # character (which PostgreSQL refuses as invalid UTF-8).
+    api = start_apid(daemons, db)
+    cid, ticket = routed(db)
+    actor = "Диспетчер Айгүл Асанова" + "ы" * (64 - len("Диспетчер Айгүл Асанова"))
+    assert len(actor) == 64
+    st, _, raw = api.post("/api/v1/complaints/%s/ack" % ticket, {"actor": actor}, token=TOKEN)
+    assert st == 200, raw
+    assert db.scalar("SELECT actor FROM complaint_event WHERE complaint_id = %s "
+                     "AND to_status = 'acknowledged'", (cid,)) == "api:" + actor
+    st, _, raw = api.post("/api/v1/complaints/%s/done" % ticket, {"actor": actor + "ы"},
+                          token=TOKEN)
+    assert st == 400 and b"actor" in raw
+    assert api.d.alive()
+
+
 def test_reject_needs_a_reason(db, daemons):
     api = start_apid(daemons, db)
     cid, ticket = routed(db)

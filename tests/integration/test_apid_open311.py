@@ -187,3 +187,23 @@ def test_post_request_disabled_without_api_key(db, daemons):
     st, _, raw = _post(api, {"api_key": "", "service_code": "waste",
                              "description": "x", "address_id": SUZAK})
     assert st == 403 and b"open311.api_key" in raw
+
+
+def test_secrets_in_the_url_never_reach_the_log(db, daemons):
+    # Open311 clients often put api_key into the URL (GeoReport passes it
+    # as a parameter).  An error answer logs the request line: the key and
+    # a phone number must appear as "*", other parameters as they came.
+    api = start_apid(daemons, db, extra='open311: { api_key = "k-311-SECRET"; };\n')
+    st, _, _ = api.get("/open311/v2/requests.json?api_key=k-311-SECRET&status=bogus")
+    assert st == 400
+    st, _, _ = api.post("/open311/v2/requests.json?API_KEY=k-311-SECRET&phone=%2B996555987654",
+                        b"service_code=waste&description=musor",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 403
+    st, _ = api.get_json("/api/v1/complaints?status=nonsense&token=t0ken-SECRET")
+    assert st == 400
+    wait_for(lambda: api.d.log_contains("status=nonsense"), what="the 400 logged")
+    assert api.d.log_contains("api_key=\\*&status=bogus")
+    assert api.d.log_contains("API_KEY=\\*&phone=\\*")
+    for secret in ("k-311-SECRET", "996555987654", "t0ken-SECRET"):
+        assert not api.d.log_contains(secret), secret
