@@ -130,7 +130,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	    validate_cfg, d) < 0)
 		return;
 	if (apply_log(d) < 0)
-		log_warn("cannot open log file %s", DAEMON_COMMON(d)->log_file);
+		log_warn("cannot open log file %s, logging where it was",
+		    DAEMON_COMMON(d)->log_file);
 	if (d->on_reload != NULL)
 		d->on_reload(d->arg);
 }

@@ -37,21 +37,25 @@ log_set_level(int level)
 int
 log_init(const char *proc, const char *file, int level)
 {
+	FILE *fp = stderr;
+
 	log_proc = proc;
 	log_level_cur = level;
-	free(log_path);
-	log_path = NULL;
-	if (log_fp != NULL && log_fp != stderr)
-		fclose(log_fp);
-	log_fp = stderr;
+	/*
+	 * Open the new file before closing the old one: on SIGHUP, after the
+	 * privilege drop, the file may no longer be ours to open, and the
+	 * log must then stay where it was rather than go to stderr.
+	 */
 	if (file != NULL && file[0] != '\0') {
-		FILE *fp = fopen(file, "a");
-		if (fp == NULL)
+		if ((fp = fopen(file, "a")) == NULL)
 			return -1;
 		setvbuf(fp, NULL, _IOLBF, 0);
-		log_fp = fp;
-		log_path = strdup(file);
 	}
+	if (log_fp != NULL && log_fp != stderr)
+		fclose(log_fp);
+	log_fp = fp;
+	free(log_path);
+	log_path = fp != stderr ? strdup(file) : NULL;
 	return 0;
 }
 

@@ -21,7 +21,10 @@ enum log_level {
 
 extern int log_level_cur;
 
-/* file NULL or "" means stderr.  Returns 0, or -1 if file cannot be opened. */
+/*
+ * file NULL or "" means stderr.  Returns 0, or -1 if file cannot be opened
+ * (the log then stays where it was; proc and level are set either way).
+ */
 int log_init(const char *proc, const char *file, int level)
     __attribute__((warn_unused_result));
 /* Reopen the log file (SIGHUP, after logrotate); no-op for stderr. */

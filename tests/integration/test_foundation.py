@@ -118,3 +118,27 @@ def test_sighup_reload_keeps_running_and_rejects_bad_config(db, daemons):
     d.sighup()
     d.wait_log("reload FAILED, keeping old configuration")
     assert d.alive()
+
+
+def test_sighup_keeps_the_log_file_it_cannot_reopen(db, daemons, workdir):
+    """After the privilege drop the log file may no longer be ours to open
+    (permissions, a rotation into a root-owned directory): SIGHUP then
+    keeps logging to the open file instead of switching to stderr."""
+    path = os.path.join(workdir, "own.log")
+
+    def text():
+        with open(path) as f:
+            return f.read()
+    d = daemons("aryz-escalated", 'database: { conninfo = "%s"; };\n'
+                'log: { file = "%s"; };\n' % (db.conninfo, path))
+    d.start()
+    wait_for(lambda: os.path.exists(path) and
+             "database connection main ready" in text(), 20, "ready, in the log file")
+    os.chmod(path, 0o444)
+    d.sighup()
+    wait_for(lambda: text().count("configuration reloaded") == 1, 10, "first reload")
+    d.sighup()
+    wait_for(lambda: text().count("configuration reloaded") == 2, 10,
+             "second reload logged to the same file")
+    assert "configuration reloaded" not in d.log()
+    assert d.alive()
