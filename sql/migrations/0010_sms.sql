@@ -398,7 +398,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- USSD: create or refresh the session; the first callback snapshots the
--- resident's language and home.
+-- resident's language and home.  An aggregator may reuse a session id
+-- (after its own restart, or once our row has expired): a callback from
+-- another phone, or a first callback (empty path) after the session
+-- ended, starts a new session under that id, with created_at now.
 CREATE FUNCTION aryz_ussd_touch(p_session text, p_phone text, p_service text,
                                 p_network text, p_text text)
 RETURNS TABLE (language text, home_soate text, finished boolean, complaint_ticket text)
@@ -413,12 +416,44 @@ BEGIN
       FROM (SELECT NULL) x LEFT JOIN resident r ON r.phone = p_phone
     ON CONFLICT (session_id) DO UPDATE
        SET last_text = EXCLUDED.last_text, steps = u.steps + 1, updated_at = now()
+     WHERE u.phone = EXCLUDED.phone AND NOT (u.finished_at IS NOT NULL AND p_text = '')
     RETURNING * INTO s;
+    IF s.session_id IS NULL THEN        -- a new session under a reused id
+        UPDATE ussd_session u
+           SET phone = x.phone, service_code = x.service_code,
+               network_code = x.network_code, language = x.language,
+               home_soate = x.home_soate, last_text = p_text, steps = 1,
+               created_at = now(), updated_at = now(), finished_at = NULL,
+               complaint_id = NULL
+          FROM (SELECT p_phone::e164 AS phone, p_service AS service_code,
+                       p_network AS network_code, COALESCE(r.language, 'ky') AS language,
+                       aryz_current_municipality(r.home_soate) AS home_soate
+                  FROM (SELECT NULL) z LEFT JOIN resident r ON r.phone = p_phone) x
+         WHERE u.session_id = p_session
+        RETURNING u.* INTO s;
+    END IF;
     language := s.language;
     home_soate := s.home_soate;
     finished := s.finished_at IS NOT NULL;
     SELECT c.ticket INTO complaint_ticket FROM complaint c WHERE c.id = s.complaint_id;
     RETURN NEXT;
+END $$;
+
+-- The idempotency key of a USSD step: 'ussd:<session>:<step>', unless
+-- that key was used by an earlier session under the same id (stored
+-- before this session began): then the session's start is added.
+CREATE FUNCTION aryz_ussd_key(p_session text, p_step int) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_key text := 'ussd:' || p_session || ':' || p_step;
+    v_start timestamptz := (SELECT u.created_at FROM ussd_session u
+                             WHERE u.session_id = p_session);
+BEGIN
+    IF EXISTS (SELECT 1 FROM inbound_message m WHERE m.channel = 'ussd'
+                AND m.idem_key = v_key AND m.received_at < v_start) THEN
+        v_key := v_key || '@' || floor(extract(epoch FROM v_start) * 1000000)::bigint;
+    END IF;
+    RETURN v_key;
 END $$;
 
 -- USSD: the confirmed complaint.  Idempotent on session id + step.
@@ -431,7 +466,7 @@ DECLARE
     r record;
 BEGIN
     SELECT * INTO r FROM aryz_submit_complaint(
-        'ussd', 'ussd:' || p_session || ':' || p_step, p_phone, p_service,
+        'ussd', aryz_ussd_key(p_session, p_step), p_phone, p_service,
         convert_to(p_path, 'UTF8'), p_description,
         jsonb_build_object('session_id', p_session, 'step', p_step, 'path', p_path),
         p_phone, p_municipality, p_category, p_language, p_description, NULL, NULL);
@@ -453,7 +488,7 @@ DECLARE
     v_dup boolean;
 BEGIN
     SELECT s.duplicate INTO v_dup FROM aryz_store_inbound(
-        'ussd', 'ussd:' || p_session || ':' || p_step, p_phone, p_service,
+        'ussd', aryz_ussd_key(p_session, p_step), p_phone, p_service,
         convert_to(p_path, 'UTF8'), p_path,
         jsonb_build_object('session_id', p_session, 'step', p_step,
                            'language', p_language, 'home', p_home),

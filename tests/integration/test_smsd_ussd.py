@@ -177,3 +177,43 @@ def test_restart_mid_session_and_abandoned(db, daemons):
     assert kind == "END"
     assert db.scalar("SELECT count(*) FROM complaint") == 1
     assert db.scalar("SELECT steps FROM ussd_session WHERE session_id = 'abandon-1'") == len(w.screens)
+
+
+def _complain(d, session, phone, name="Сузак"):
+    w = Walk(d, session, phone)
+    w.send()
+    w.send("1")
+    w.send("1")
+    w.pick(name)
+    w.pick(name)
+    w.send("Таштанды алынбайт")
+    kind, s = w.send("1")
+    assert kind == "END"
+    _complain.path = "*".join(w.path)
+    return re.search(r"№(\d+)", s).group(1)
+
+
+def test_reused_session_id_is_a_new_session(db, daemons):
+    """An aggregator that reuses a session id (after its restart, or after
+    the session row expired) starts a new session: the new caller's own
+    snapshot, and a complaint of their own, not the earlier caller's
+    ticket."""
+    d = start_smsd(daemons, db)
+    db.execute("INSERT INTO resident (phone, language) VALUES ('+996700300411', 'ru')")
+    t1 = _complain(d, "77", "+996700300410")
+    # Another phone under the same id: Kyrgyz was the first one's, Russian is theirs.
+    kind, s = ussd(d, "77", "+996700300411", "")
+    assert "Новая жалоба" in s, s
+    t2 = _complain(d, "77", "+996700300411", "Сузакский")
+    # The same phone dialling again under the same id after the END.
+    t3 = _complain(d, "77", "+996700300411", "Сузакский")
+    # After expiry the row is gone; the id comes back once more.
+    db.execute("DELETE FROM ussd_session")
+    t4 = _complain(d, "77", "+996700300410")
+    assert len({t1, t2, t3, t4}) == 4
+    assert db.scalar("SELECT count(*) FROM complaint") == 4
+    assert db.scalar("SELECT reporter FROM complaint WHERE ticket = %s", (t2,)) == "+996700300411"
+    # A retry of the last callback still answers the same ticket.
+    st, body = ussd(d, "77", "+996700300410", _complain.path)
+    assert st == 200 and t4 in body
+    assert db.scalar("SELECT count(*) FROM complaint") == 4
