@@ -99,7 +99,8 @@ static const char help[] =
 "     any outbox topic (aryz/v1/{soate}/..., aryz/v1/providers/{username}/...)\n"
 "\n"
 "EXIT STATUS\n"
-"     0 after a clean stop, 1 on a startup error, 2 on bad usage.\n";
+"     0 after a stop by signal (also when the drain timed out), 1 on a startup\n"
+"     error or after a second signal, 2 on bad usage.\n";
 
 struct mqttd {
 	struct daemon		*d;

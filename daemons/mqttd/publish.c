@@ -136,15 +136,19 @@ pub_update(struct publisher *p)
 	snprintf(delay, sizeof(delay), "%d", p->cfg->out_retry);
 	vals[1] = "not acknowledged by the broker (connection lost)";
 	vals[2] = delay;
+	/*
+	 * Set before the call: a send that fails at once runs the callback
+	 * inside pgconn_query(), which must find these already set.
+	 */
+	p->updating = true;
+	p->dbq_sent = sent;
 	if (pgconn_query(p->db, sent ? "mqttd_sent" : "mqttd_release", true,
 	    sent ? 1 : 3, vals, pub_update_cb, p) < 0) {
 		/* Not connected: put them back for the next connection. */
 		for (int i = 0; i < p->dbq.n; i++)
 			idl_add(from, p->dbq.v[i]);
 		p->dbq.n = 0;
-	} else {
-		p->updating = true;
-		p->dbq_sent = sent;
+		p->updating = false;
 	}
 	free(ids);
 }
@@ -236,9 +240,10 @@ pub_claim(struct publisher *p)
 	    room < p->cfg->out_batch ? room : p->cfg->out_batch);
 	snprintf(lease, sizeof(lease), "%d", p->cfg->out_lease);
 	p->more = false;
+	p->claiming = true;	/* before: see pub_update() */
 	if (pgconn_query(p->db, "mqttd_claim", true, 2, vals, pub_claim_cb,
-	    p) == 0)
-		p->claiming = true;
+	    p) < 0)
+		p->claiming = false;
 }
 
 static void
