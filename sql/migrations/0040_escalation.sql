@@ -486,32 +486,62 @@ BEGIN
         END;
     END IF;
 
-    -- The rest one by one, in order: they change the complaint.
-    FOREACH v_id IN ARRAY COALESCE(v_ids, '{}') LOOP
-        -- Re-read: an earlier timer of this batch may have cancelled it.
-        SELECT * INTO t FROM sla_timer WHERE id = v_id;
-        CONTINUE WHEN t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL;
+    -- The rest one by one, in order: they change the complaint.  All in
+    -- one subtransaction: a subtransaction per timer would give the
+    -- transaction a subtransaction id per timer, and past 64 every
+    -- snapshot in the cluster slows down while it runs (see
+    -- aryz_route_batch).  Only if one of them raises are they done again,
+    -- each in its own subtransaction, so a bad one holds up no other.
+    IF v_ids IS NOT NULL THEN
+        v_f := fired;
+        v_a := acted;
         BEGIN
-            -- Fired first: what it does may cancel the complaint's
-            -- pending timers (aryz_escalate, aryz_transition), not it.
-            UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
-                                 outcome = 'acted'
-             WHERE id = v_id;
-            v_out := aryz_fire_timer(t, v_now);
-            IF v_out <> 'acted' THEN
-                UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
-            END IF;
-            fired := fired + 1;
-            IF v_out = 'acted' THEN
-                acted := acted + 1;
-            END IF;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
-            IF aryz_timer_failed(v_id, v_err, v_now) THEN
+            FOREACH v_id IN ARRAY v_ids LOOP
+                -- Re-read: an earlier timer of this batch may have cancelled it.
+                SELECT * INTO t FROM sla_timer WHERE id = v_id;
+                CONTINUE WHEN t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL;
+                -- Fired first: what it does may cancel the complaint's
+                -- pending timers (aryz_escalate, aryz_transition), not it.
+                UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
+                                     outcome = 'acted'
+                 WHERE id = v_id;
+                v_out := aryz_fire_timer(t, v_now);
+                IF v_out <> 'acted' THEN
+                    UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
+                END IF;
                 fired := fired + 1;
-            END IF;
+                IF v_out = 'acted' THEN
+                    acted := acted + 1;
+                END IF;
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- Everything above was rolled back, the counts too.
+            fired := v_f;
+            acted := v_a;
+            FOREACH v_id IN ARRAY v_ids LOOP
+                SELECT * INTO t FROM sla_timer WHERE id = v_id;
+                CONTINUE WHEN t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL;
+                BEGIN
+                    UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
+                                         outcome = 'acted'
+                     WHERE id = v_id;
+                    v_out := aryz_fire_timer(t, v_now);
+                    IF v_out <> 'acted' THEN
+                        UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
+                    END IF;
+                    fired := fired + 1;
+                    IF v_out = 'acted' THEN
+                        acted := acted + 1;
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
+                    IF aryz_timer_failed(v_id, v_err, v_now) THEN
+                        fired := fired + 1;
+                    END IF;
+                END;
+            END LOOP;
         END;
-    END LOOP;
+    END IF;
 
     SELECT s.due_at - v_off INTO next_due FROM sla_timer s
      WHERE s.fired_at IS NULL AND s.cancelled_at IS NULL AND s.due_at < 'infinity'
