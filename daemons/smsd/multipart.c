@@ -4,7 +4,9 @@
  * is committed on its own (200 to the sender after that COMMIT); the last
  * part to arrive also creates the complaint from the whole text.  A sweep
  * finishes groups the daemon died on, and surfaces groups that never
- * complete as a complaint holding what arrived ("[...]" marks a gap).
+ * complete as a complaint holding what arrived ("[...]" marks a gap); a
+ * part arriving after that fills its gap in the same complaint (event
+ * 'late_part') instead of starting a group of its own.
  */
 #include <stdio.h>
 #include <stdlib.h>

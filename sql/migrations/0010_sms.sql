@@ -320,6 +320,31 @@ BEGIN
          WHERE m.channel = 'sms' AND m.idem_key = p_idem_key
            FOR UPDATE OF c;
     ELSE
+        -- A part late for its group, which was surfaced incomplete (and
+        -- no new group under that reference is open): it fills the gap
+        -- in that complaint rather than opening a group that would be
+        -- surfaced as a second complaint.
+        SELECT c.* INTO g FROM sms_concat c
+         WHERE c.sender = p_sender AND c.ref = p_ref AND c.total = p_total
+           AND c.closed_at IS NOT NULL AND c.partial AND c.complaint_id IS NOT NULL
+           AND c.created_at > now() - interval '1 day'
+           AND NOT EXISTS (SELECT 1 FROM sms_part x WHERE x.concat_id = c.id AND x.seq = p_seq)
+           AND NOT EXISTS (SELECT 1 FROM sms_concat o WHERE o.sender = p_sender
+                            AND o.ref = p_ref AND o.total = p_total AND o.closed_at IS NULL)
+         ORDER BY c.id DESC LIMIT 1
+           FOR UPDATE OF c;
+        IF g.id IS NOT NULL THEN
+            INSERT INTO sms_part (concat_id, seq, inbound_id) VALUES (g.id, p_seq, v_in);
+            UPDATE complaint SET description = aryz_sms_concat_text(g.id), updated_at = now()
+             WHERE id = g.complaint_id;
+            INSERT INTO complaint_event (complaint_id, kind, actor, detail)
+            VALUES (g.complaint_id, 'late_part', p_sender,
+                    jsonb_build_object('inbound_id', v_in, 'seq', p_seq, 'total', p_total));
+            concat_id := g.id;
+            complete := false;
+            RETURN NEXT;
+            RETURN;
+        END IF;
         INSERT INTO sms_concat (sender, receiver, ref, total)
         VALUES (p_sender, p_receiver, p_ref, p_total)
         ON CONFLICT (sender, ref, total) WHERE closed_at IS NULL DO NOTHING;

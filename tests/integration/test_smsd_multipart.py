@@ -81,3 +81,25 @@ def test_incomplete_group_is_surfaced(db, daemons):
     assert c["meta"]["concat"]["partial"] is True
     assert db.scalar("SELECT partial FROM sms_concat") is True
     assert d.log_contains("incomplete, surfaced")
+
+
+def test_late_part_joins_the_surfaced_complaint(db, daemons):
+    """A part that arrives after its group was surfaced incomplete fills
+    the gap in that complaint instead of opening a group that would be
+    surfaced as a second complaint."""
+    import time
+    d = start_smsd(daemons, db)     # multipart.max_age = 3 s
+    get_part(d, "late-1", udh8(11, 3, 1), "Musor ")
+    get_part(d, "late-3", udh8(11, 3, 3), " alynbady")
+    wait_for(lambda: db.scalar("SELECT count(*) FROM complaint") == 1, timeout=20,
+             what="partial group surfaced")
+    st, _, body = get_part(d, "late-2", udh8(11, 3, 2), "3 kundon beri")
+    assert st == 200 and b"part 2/3" in body, body
+    assert db.scalar("SELECT description FROM complaint") == "Musor 3 kundon beri alynbady"
+    assert db.scalar("SELECT count(*) FROM complaint_event WHERE kind = 'late_part'") == 1
+    # A redelivery is a duplicate, and no sweep makes a second complaint.
+    st, _, body = get_part(d, "late-2", udh8(11, 3, 2), "3 kundon beri")
+    assert st == 200 and b"duplicate" in body, body
+    time.sleep(5)   # max_age 3 s + sweep interval 1 s: a new group would be surfaced by now
+    assert db.scalar("SELECT count(*) FROM complaint") == 1
+    assert db.scalar("SELECT count(*) FROM sms_concat WHERE closed_at IS NULL") == 0
