@@ -122,11 +122,17 @@ cmd_migrate(struct ctl *c)
 	closedir(d);
 	qsort(names, n, sizeof(*names), cmp_names);
 
+	/*
+	 * Lock first: two migrators on a fresh database would otherwise both
+	 * create schema_migration, and the second fail on the catalog's
+	 * unique index (IF NOT EXISTS does not see an uncommitted table).
+	 */
+	if (ctl_exec(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")") < 0)
+		goto out;
 	if (ctl_exec(c, "CREATE TABLE IF NOT EXISTS schema_migration ("
 	    "version text PRIMARY KEY, checksum text NOT NULL, "
-	    "applied_at timestamptz NOT NULL DEFAULT now())") < 0 ||
-	    ctl_exec(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")") < 0)
-		goto out;
+	    "applied_at timestamptz NOT NULL DEFAULT now())") < 0)
+		goto unlock;
 	for (size_t i = 0; i < n; i++) {
 		int r = apply(c, dir, names[i]);
 		if (r < 0)
