@@ -104,9 +104,10 @@ method_name(struct evhttp_request *req)
 	}
 }
 
+/* Reply text; the log line shows logtext instead when it is not NULL. */
 static void
 reply_raw(struct evhttp_request *req, const char *ctx, int code,
-    const char *text, bool retry)
+    const char *text, const char *logtext, bool retry)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
@@ -122,16 +123,20 @@ reply_raw(struct evhttp_request *req, const char *ctx, int code,
 	if (retry)
 		evhttp_add_header(oh, "Retry-After", RETRY_AFTER);
 	evbuffer_add_printf(b, "%s\n", text);
+	if (logtext == NULL)
+		logtext = text;
 	if (code >= 500)
 		clog_warn(ctx, "%s %s -> %d %s", method_name(req), shortpath,
-		    code, text);
+		    code, logtext);
 	else
 		clog_info(ctx, "%s %s -> %d %s", method_name(req), shortpath,
-		    code, text);
+		    code, logtext);
 	/* The standard reason phrase: the text may quote client input. */
 	evhttp_send_reply(req, code, NULL, b);
 	evbuffer_free(b);
 }
+
+static void sreq_release(struct sreq *);
 
 void
 sreq_reply(struct sreq *r, int code, const char *fmt, ...)
@@ -142,7 +147,23 @@ sreq_reply(struct sreq *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	reply_raw(r->req, r->ctx[0] ? r->ctx : NULL, code, text, code == 503);
+	reply_raw(r->req, r->ctx[0] ? r->ctx : NULL, code, text, NULL,
+	    code == 503);
+	sreq_release(r);
+}
+
+void
+sreq_reply_private(struct sreq *r, int code, const char *text,
+    const char *logtext)
+{
+	reply_raw(r->req, r->ctx[0] ? r->ctx : NULL, code, text, logtext,
+	    code == 503);
+	sreq_release(r);
+}
+
+static void
+sreq_release(struct sreq *r)
+{
 	r->s->inflight--;
 	if (r->priv_free)
 		r->priv_free(r->priv);
@@ -328,7 +349,7 @@ on_request(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/health") == 0) {
 		bool up = smsd_db(s) != NULL && s->ussd != NULL;
 		reply_raw(req, ctx, up ? 200 : 503,
-		    up ? "ok" : "database not ready", !up);
+		    up ? "ok" : "database not ready", NULL, !up);
 		return;
 	}
 	if (strcmp(path, "/sms/kannel") == 0) {
@@ -348,27 +369,28 @@ on_request(struct evhttp_request *req, void *arg)
 		allow = c->dlr_allow;
 		token = c->dlr_token;
 	} else {
-		reply_raw(req, ctx, 404, "no such endpoint", false);
+		reply_raw(req, ctx, 404, "no such endpoint", NULL, false);
 		return;
 	}
 	if ((ing == ING_JSON || ing == ING_USSD) && cmd != EVHTTP_REQ_POST) {
-		reply_raw(req, ctx, 405, "use POST", false);
+		reply_raw(req, ctx, 405, "use POST", NULL, false);
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET) {
-		reply_raw(req, ctx, 405, "use GET or POST", false);
+		reply_raw(req, ctx, 405, "use GET or POST", NULL, false);
 		return;
 	}
 	if (!addr_allowed(allow, peer ? peer : "")) {
-		reply_raw(req, ctx, 403, "client address not allowed", false);
+		reply_raw(req, ctx, 403, "client address not allowed", NULL,
+		    false);
 		return;
 	}
 	if (!token_ok(req, token)) {
-		reply_raw(req, ctx, 401, "missing or wrong token", false);
+		reply_raw(req, ctx, 401, "missing or wrong token", NULL, false);
 		return;
 	}
 	if (s->stopping) {
-		reply_raw(req, ctx, 503, "shutting down", true);
+		reply_raw(req, ctx, 503, "shutting down", NULL, true);
 		return;
 	}
 	r = sreq_new(s, req);

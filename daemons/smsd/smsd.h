@@ -96,6 +96,10 @@ struct sreq *sreq_new(struct smsd *s, struct evhttp_request *req);
 /* Reply with code and text/plain body (a line), log, free r. */
 void sreq_reply(struct sreq *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Reply text as it is, but log logtext in its place (text holds what a
+ * resident typed); frees r. */
+void sreq_reply_private(struct sreq *r, int code, const char *text,
+    const char *logtext);
 /* 503 with Retry-After, for "database not there". */
 void sreq_unavailable(struct sreq *r, const char *why);
 /* Body of the request (NUL-terminated copy) and its length. */

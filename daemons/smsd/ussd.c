@@ -616,12 +616,21 @@ ucall_free(void *p)
 	free(c);
 }
 
-/* Reply "CON screen" or "END screen", cut to fit as a last resort. */
+/*
+ * Reply "CON screen" or "END screen", cut to fit as a last resort.  The
+ * log line has the kind and size only: screens quote what the resident
+ * typed (description, ticket) and names.
+ */
 static void
 ussd_answer(struct sreq *r, bool end, char *screen)
 {
+	char text[SCREEN_B + 8], logtext[48];	/* "END " + screen */
+
 	fit_cut("", screen);
-	sreq_reply(r, 200, "%s %s", end ? "END" : "CON", screen);
+	snprintf(text, sizeof(text), "%s %s", end ? "END" : "CON", screen);
+	snprintf(logtext, sizeof(logtext), "%s (%zu characters)",
+	    end ? "END" : "CON", utf8_count(screen, strlen(screen)));
+	sreq_reply_private(r, 200, text, logtext);
 }
 
 static void

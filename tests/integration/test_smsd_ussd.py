@@ -217,3 +217,24 @@ def test_reused_session_id_is_a_new_session(db, daemons):
     st, body = ussd(d, "77", "+996700300410", _complain.path)
     assert st == 200 and t4 in body
     assert db.scalar("SELECT count(*) FROM complaint") == 4
+
+
+def test_screens_are_not_logged(db, daemons):
+    """A USSD screen echoes what the resident typed (the confirm screen
+    quotes the description, the status screen a ticket): the info log has
+    the kind and the size of each answer, not its text."""
+    d = start_smsd(daemons, db)
+    w = Walk(d, "nolog-1", "+996700300420")
+    w.send()
+    w.send("1")
+    w.send("1")
+    w.pick("Сузак")
+    w.pick("Сузак")
+    kind, s = w.send("Чалыңыз 0555123456 Асан")
+    assert "0555123456" in s and kind == "CON"
+    kind, s = w.send("1")
+    assert kind == "END"
+    assert d.log_contains(r"POST /ussd -> 200 CON \(\d+ characters\)")
+    assert d.log_contains(r"POST /ussd -> 200 END \(\d+ characters\)")
+    assert not d.log_contains("0555123456")
+    assert not d.log_contains("Асан")
