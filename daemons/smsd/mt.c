@@ -323,8 +323,11 @@ mt_claim(struct mt *m)
 	v[0] = batch;
 	v[1] = lease;
 	m->again = false;
-	if (pgconn_query(m->db, "smsd_claim", true, 2, v, claimed, m) == 0)
-		m->claiming = true;
+	/* Set before the call: pgconn_query() runs claimed() at once when
+	 * sending finds the connection broken, and that clears the flag. */
+	m->claiming = true;
+	if (pgconn_query(m->db, "smsd_claim", true, 2, v, claimed, m) < 0)
+		m->claiming = false;
 }
 
 static void
