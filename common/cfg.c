@@ -2,6 +2,7 @@
  * cfg.c - table-driven libconfig loading, validation, dump and reload.
  */
 #include <libconfig.h>
+#include <libpq-fe.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,10 +203,59 @@ dump_str(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
+/*
+ * A libpq connection string (key=value or URI) rebuilt as key=value pairs
+ * from what libpq parses, the password replaced by ********; *hidden tells
+ * whether there was one.  NULL when libpq cannot parse it.
+ */
+static char *
+conninfo_masked(const char *s, bool *hidden)
+{
+	PQconninfoOption *opts = PQconninfoParse(s, NULL);
+	char *out = NULL;
+	size_t len = 0;
+	bool first = true;
+	FILE *fp;
+
+	*hidden = false;
+	if (opts == NULL)
+		return NULL;
+	if ((fp = open_memstream(&out, &len)) == NULL) {
+		PQconninfoFree(opts);
+		return NULL;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		fprintf(fp, "%s%s=", first ? "" : " ", o->keyword);
+		first = false;
+		if (strcmp(o->keyword, "password") == 0) {
+			fputs("********", fp);
+			*hidden = true;
+		} else if (o->val[0] == '\0' || strpbrk(o->val, " \t\n'\\")) {
+			/* libpq's quoting: single quotes, \' and \\ inside. */
+			fputc('\'', fp);
+			for (const char *c = o->val; *c; c++) {
+				if (*c == '\'' || *c == '\\')
+					fputc('\\', fp);
+				fputc(*c, fp);
+			}
+			fputc('\'', fp);
+		} else
+			fputs(o->val, fp);
+	}
+	fclose(fp);
+	PQconninfoFree(opts);
+	return out;
+}
+
 void
 cfg_dump(const struct cfg_opt *tab, const void *src, FILE *fp)
 {
 	for (const struct cfg_opt *o = tab; o->path; o++) {
+		const char *end = (o->flags & CFG_SECRET) ?
+		    "; # secret, not shown\n" : ";\n";
+
 		if (o->help)
 			fprintf(fp, "# %s%s\n", o->help,
 			    (o->flags & CFG_RELOAD) ? " (reloadable)" : "");
@@ -220,11 +270,27 @@ cfg_dump(const struct cfg_opt *tab, const void *src, FILE *fp)
 		case CFG_STR:
 			if ((o->flags & CFG_SECRET) && **CFIELD(src, o, char *const))
 				fputs("\"********\"", fp);
-			else
+			else if (o->flags & CFG_CONNINFO) {
+				bool hidden;
+				char *m = conninfo_masked(*CFIELD(src, o,
+				    char *const), &hidden);
+
+				if (m == NULL) {
+					fputs("\"********\"", fp);
+					end = "; # not a valid connection "
+					    "string, not shown\n";
+				} else if (hidden) {
+					dump_str(fp, m);
+					end = "; # password not shown\n";
+				} else	/* as written */
+					dump_str(fp, *CFIELD(src, o,
+					    char *const));
+				free(m);
+			} else
 				dump_str(fp, *CFIELD(src, o, char *const));
 			break;
 		}
-		fputs((o->flags & CFG_SECRET) ? "; # secret, not shown\n" : ";\n", fp);
+		fputs(end, fp);
 	}
 }
 

@@ -22,6 +22,8 @@ enum cfg_type {
 #define CFG_RELOAD	0x1	/* may change on SIGHUP */
 #define CFG_REQUIRED	0x2	/* must be present in the file */
 #define CFG_SECRET	0x4	/* password or token: never printed */
+#define CFG_CONNINFO	0x8	/* libpq connection string: printed without
+				   its password */
 
 struct cfg_opt {
 	const char	*path;	/* libconfig path, e.g. "http.port" */

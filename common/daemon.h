@@ -29,7 +29,8 @@ struct daemon_common {
 
 #define DAEMON_COMMON_OPTS(T) \
 	{ "database.conninfo", CFG_STR, offsetof(T, common.db_conninfo), 0, \
-	  "host=127.0.0.1 port=5432 dbname=aryz user=aryz", 0, 4096, 0, \
+	  "host=127.0.0.1 port=5432 dbname=aryz user=aryz", 0, 4096, \
+	  CFG_CONNINFO, \
 	  "libpq connection string" }, \
 	{ "log.level", CFG_STR, offsetof(T, common.log_level), 0, "info", 0, 16, \
 	  CFG_RELOAD, "error, warn, info or debug" }, \

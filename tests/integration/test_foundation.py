@@ -142,3 +142,26 @@ def test_sighup_keeps_the_log_file_it_cannot_reopen(db, daemons, workdir):
              "second reload logged to the same file")
     assert "configuration reloaded" not in d.log()
     assert d.alive()
+
+
+def test_dump_config_hides_the_database_password(workdir):
+    """--dump-config shows the connection string without its password,
+    whichever form it is written in; the rest of it stays readable."""
+    path = os.path.join(workdir, "pw.conf")
+    for conninfo, shown in [
+            ("host=db.example port=5433 dbname=aryz user=aryz password=Hunter2sec",
+             "host=db.example"),
+            ("host=db.example password='Hunter2sec x' user=aryz", "user=aryz"),
+            ("postgresql://aryz:Hunter2sec@db.example:5433/aryz?sslmode=require",
+             "sslmode=require")]:
+        with open(path, "w") as f:
+            f.write('database: { conninfo = "%s"; };\n' % conninfo)
+        for name in DAEMONS:
+            out = subprocess.run([os.path.join(BIN, name), "-c", path, "--dump-config"],
+                                 capture_output=True, text=True)
+            assert out.returncode == 0, (name, out.stderr)
+            line = [x for x in out.stdout.splitlines()
+                    if x.startswith("database.conninfo = ")]
+            assert len(line) == 1, (name, out.stdout)
+            assert "Hunter2sec" not in out.stdout, (name, line[0])
+            assert shown in line[0] and "password not shown" in line[0], (name, line[0])

@@ -1,7 +1,7 @@
 /*
  * test_cfg.c - the declarative config loader: defaults, bounds, unknown
  * keys and syntax errors reported as file:line, reload keeping
- * non-reloadable values.
+ * non-reloadable values, secrets never dumped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -162,6 +162,37 @@ test_dump_hides_secrets(void **state)
 	cfg_free(opts, &c);
 }
 
+/* A connection string is dumped without its password, quoting kept valid. */
+static void
+test_dump_conninfo(void **state)
+{
+	struct cdb {
+		char	*db;
+	} c;
+	static const struct cfg_opt copts[] = {
+		{ "db", CFG_STR, offsetof(struct cdb, db), 0, "", 0, 4096,
+		  CFG_CONNINFO, "conninfo" },
+		CFG_END
+	};
+	char err[256], *out = NULL;
+	size_t len = 0;
+	FILE *fp;
+	(void)state;
+
+	write_file("db = \"host=h password=pw1x application_name='a b'\";\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(cfg_load(copts, &c, path, err, sizeof(err)), 0);
+	fp = open_memstream(&out, &len);
+	cfg_dump(copts, &c, fp);
+	fclose(fp);
+	assert_null(strstr(out, "pw1x"));
+	assert_non_null(strstr(out, "password=********"));
+	assert_non_null(strstr(out, "application_name='a b'"));
+	assert_non_null(strstr(out, "; # password not shown"));
+	free(out);
+	cfg_free(copts, &c);
+}
+
 int
 main(void)
 {
@@ -170,6 +201,7 @@ main(void)
 		cmocka_unit_test(test_errors_have_file_and_line),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_dump_hides_secrets),
+		cmocka_unit_test(test_dump_conninfo),
 	};
 	log_set_level(LOG_LVL_ERROR - 1);
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
