@@ -81,8 +81,8 @@ static const char *const T_MAIN[2] = {
 	"Арыз кызматы\n1 Жаңы арыз\n2 Арыздын абалы\n3 Тил / Язык\n4 Менин айылым",
 	"Жалобы\n1 Новая жалоба\n2 Статус жалобы\n3 Язык / Тил\n4 Мой айыл",
 };
-static const char *const T_CAT[2] = { "Кызматты тандаңыз:",
-	"Выберите услугу:" };
+/* Short: with six labels and "0 back" the list must fit 80 UCS-2. */
+static const char *const T_CAT[2] = { "Кызмат:", "Услуга:" };
 static const char *const T_RAYON[2] = { "Район:", "Район:" };
 static const char *const T_AA[2] = { "Айыл аймак:", "Айыл аймак:" };
 static const char *const T_HOME[2] = { "Айыл:\n1 %s\n2 Башка айыл",
@@ -202,7 +202,7 @@ load_step(PGresult *res, void *arg)
 	n = PQntuples(res);
 	if (ul->step == 0) {
 		u->cats = xcalloc((size_t)n + 1, sizeof(*u->cats));
-		u->ncats = n > PAGE_ITEMS ? PAGE_ITEMS : n;
+		u->ncats = n;	/* paged like the other lists */
 		for (int i = 0; i < u->ncats; i++) {
 			const char *code = PQgetvalue(res, i, 0);
 			snprintf(u->cats[i].code, sizeof(u->cats[i].code), "%s",
@@ -378,13 +378,21 @@ page_start(int lang, const char *header, const char *const *names,
 	return first;
 }
 
-/* Names of rayons or of the municipalities of one rayon, in lang. */
+#define CAT_LIST	(-2)	/* names_of(): the categories */
+
+/* Names of rayons (rayon -1), of the municipalities of one rayon, or of
+ * the categories (CAT_LIST), in lang. */
 static const char **
 names_of(const struct ussd_data *u, int lang, int rayon, int *n)
 {
 	const char **v;
 
-	if (rayon < 0) {
+	if (rayon == CAT_LIST) {
+		v = xcalloc((size_t)u->ncats + 1, sizeof(*v));
+		for (int i = 0; i < u->ncats; i++)
+			v[i] = u->cats[i].name[lang];
+		*n = u->ncats;
+	} else if (rayon < 0) {
 		v = xcalloc((size_t)u->nrayons + 1, sizeof(*v));
 		for (int i = 0; i < u->nrayons; i++)
 			v[i] = u->rayons[i].name[lang];
@@ -431,6 +439,7 @@ menu_replay(const struct ussd_data *u, struct menu *m, char **tok, int n)
 		case US_MAIN:
 			if (c == 1) {
 				st = US_CAT;
+				page = 0;
 				home_flow = false;
 			} else if (c == 2)
 				st = US_ASK;
@@ -443,10 +452,18 @@ menu_replay(const struct ussd_data *u, struct menu *m, char **tok, int n)
 			}
 			break;
 		case US_CAT:
-			if (c == 0)
+			names = names_of(u, lang, CAT_LIST, &nn);
+			first = page_start(lang, T_CAT[lang], names, nn, page,
+			    &k);
+			free(names);
+			if (c == 9 && first + k < nn)
+				page++;
+			else if (c == 0 && page > 0)
+				page--;
+			else if (c == 0)
 				st = US_MAIN;
-			else if (c >= 1 && c <= u->ncats) {
-				m->cat = c - 1;
+			else if (c >= 1 && c <= k) {
+				m->cat = first + c - 1;
 				page = 0;
 				st = find_muni(u, m->home) ? US_HOME : US_RAYON;
 			}
@@ -458,8 +475,10 @@ menu_replay(const struct ussd_data *u, struct menu *m, char **tok, int n)
 			} else if (c == 2) {
 				st = US_RAYON;
 				page = 0;
-			} else if (c == 0)
+			} else if (c == 0) {
 				st = US_CAT;
+				page = 0;
+			}
 			break;
 		case US_RAYON:
 		case US_AA:
@@ -542,14 +561,13 @@ menu_replay(const struct ussd_data *u, struct menu *m, char **tok, int n)
 	case US_MAIN:
 		snprintf(m->screen, sizeof(m->screen), "%s", T_MAIN[lang]);
 		break;
-	case US_CAT: {
-		size_t o = (size_t)snprintf(m->screen, sizeof(m->screen), "%s",
-		    T_CAT[lang]);
-		for (int i = 0; i < u->ncats; i++)
-			o += (size_t)snprintf(m->screen + o, sizeof(m->screen) - o,
-			    "\n%d %s", i + 1, u->cats[i].name[lang]);
+	case US_CAT:
+		names = names_of(u, lang, CAT_LIST, &nn);
+		first = page_start(lang, T_CAT[lang], names, nn, page, &k);
+		list_page(m->screen, sizeof(m->screen), lang, T_CAT[lang],
+		    names, first, nn);
+		free(names);
 		break;
-	}
 	case US_HOME: {
 		char name[NAME_MAX_B];	/* the home's name, cut to fit */
 		snprintf(name, sizeof(name), "%s",

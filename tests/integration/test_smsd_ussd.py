@@ -238,3 +238,34 @@ def test_screens_are_not_logged(db, daemons):
     assert d.log_contains(r"POST /ussd -> 200 END \(\d+ characters\)")
     assert not d.log_contains("0555123456")
     assert not d.log_contains("Асан")
+
+
+def test_category_screen_shows_every_category_whole(db, daemons):
+    """The category list used to be cut at the screen limit mid-word
+    ("6 Ба"); now every label is whole, with paging if they do not fit."""
+    d = start_smsd(daemons, db)
+    db.execute("INSERT INTO resident (phone, language) VALUES ('+996700300431', 'ru')")
+    for phone, want in (("+996700300430", ["Таштанды", "Суу", "Башка"]),
+                        ("+996700300431", ["Мусор", "Вода", "Другое"])):
+        w = Walk(d, "cats-" + phone, phone)
+        w.send()
+        kind, s = w.send("1")
+        labels = [l.split(" ", 1)[1] for l in s.split("\n") if re.match(r"^[1-8] ", l)]
+        assert len(labels) == db.scalar("SELECT count(*) FROM service_category"), s
+        for x in want:
+            assert x in labels, s
+        assert re.search(r"^0 ", s, re.M), s
+    # More categories than fit: a second page behind 9, and 0 comes back.
+    db.execute("INSERT INTO service_category (code, name_ky, name_ru, name_en, sort) VALUES "
+               "('roads', 'Жолдор жана көпүрөлөр', 'Дороги и мосты', 'Roads', 6)")
+    size = d.log_size()
+    d.sighup()
+    d.wait_log("USSD menu loaded", since=size)
+    w = Walk(d, "cats-more", "+996700300432")
+    w.send()
+    kind, s = w.send("1")
+    assert re.search(r"^9 ", s, re.M), s
+    kind, s2 = w.send("9")
+    assert "Башка" in s2 and s2 != s
+    kind, s3 = w.send("0")
+    assert s3 == s
