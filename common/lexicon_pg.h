@@ -1,10 +1,9 @@
 /*
  * lexicon_pg.h - fill a normalizer lexicon from PostgreSQL.
  *
- * A daemon runs the two queries below through its pgconn (at start and
- * on SIGHUP), adds each result to a fresh lexicon, and swaps the new
- * lexicon in only when both queries succeeded; a failed reload keeps the
- * old one.  The queries return the stored (lower-cased) spellings; the
+ * A daemon runs the queries below through its pgconn (at start and on
+ * SIGHUP), adds each result to a fresh lexicon, and swaps the new lexicon
+ * in only when every query succeeded; a failed reload keeps the old one.  The queries return the stored (lower-cased) spellings; the
  * lexicon folds them itself, so any spelling an operator inserts works.
  */
 #ifndef ARYZ_LEXICON_PG_H
