@@ -47,6 +47,7 @@ struct pgconn {
 	struct event		*rev;		/* socket readable, persistent */
 	struct event		*wev;		/* socket writable, one-shot */
 	struct event		*cev;		/* connect poll / retry timer */
+	struct event		*kick;		/* send a query queued by the caller */
 	int			 backoff_ms;
 	struct pgq		*head, *tail;	/* head is in flight if sent */
 	bool			 sent;
@@ -264,8 +265,14 @@ send_next(struct pgconn *pc)
 		event_add(pc->wev, NULL);
 }
 
+/*
+ * Append q.  Internal steps are sent at once; a query of the caller is
+ * sent from the kick event in the next loop iteration, so a send that
+ * fails (and fails every queued callback) never runs a callback inside
+ * pgconn_query().
+ */
 static void
-enqueue(struct pgconn *pc, struct pgq *q)
+enqueue(struct pgconn *pc, struct pgq *q, bool from_caller)
 {
 	if (pc->tail)
 		pc->tail->next = q;
@@ -273,7 +280,21 @@ enqueue(struct pgconn *pc, struct pgq *q)
 		pc->head = q;
 	pc->tail = q;
 	pc->nqueued++;
-	send_next(pc);
+	if (!from_caller)
+		send_next(pc);
+	else if (!pc->sent)
+		event_active(pc->kick, EV_TIMEOUT, 0);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *pc = arg;
+	(void)fd;
+	(void)what;
+
+	if (pc->state == PGC_READY)
+		send_next(pc);
 }
 
 static struct pgq *
@@ -337,18 +358,18 @@ begin_setup(struct pgconn *pc)
 		free(q->stmt);
 		q->stmt = xasprintf("PREPARE %s AS %s", s->a, s->b);
 		q->internal = true;
-		enqueue(pc, q);
+		enqueue(pc, q, false);
 	}
 	for (struct strlist *s = pc->channels; s; s = s->next) {
 		char *esc = PQescapeIdentifier(pc->conn, s->a, strlen(s->a));
 		char *sql = xasprintf("LISTEN %s", esc ? esc : s->a);
 		struct pgq *q = q_new(sql, false, 0, NULL, setup_step, pc);
 		q->internal = true;
-		enqueue(pc, q);
+		enqueue(pc, q, false);
 		free(sql);
 		PQfreemem(esc);
 	}
-	enqueue(pc, q_new("SELECT 1", false, 0, NULL, setup_done, pc));
+	enqueue(pc, q_new("SELECT 1", false, 0, NULL, setup_done, pc), false);
 }
 
 static void
@@ -408,6 +429,7 @@ pgconn_new(struct event_base *base, const char *conninfo, const char *name)
 	pc->name = xstrdup(name);
 	pc->backoff_ms = PGC_BACKOFF_MIN;
 	pc->cev = event_new(base, -1, 0, on_retry, pc);
+	pc->kick = event_new(base, -1, 0, kick_cb, pc);
 	return pc;
 }
 
@@ -481,7 +503,7 @@ pgconn_query(struct pgconn *pc, const char *stmt, bool prepared, int nparams,
 {
 	if (pc->state != PGC_READY || pc->nqueued >= PGC_MAX_QUEUE)
 		return -1;
-	enqueue(pc, q_new(stmt, prepared, nparams, values, cb, arg));
+	enqueue(pc, q_new(stmt, prepared, nparams, values, cb, arg), true);
 	return 0;
 }
 
@@ -517,6 +539,8 @@ pgconn_free(struct pgconn **pcp)
 	clear_events(pc);
 	if (pc->cev)
 		event_free(pc->cev);
+	if (pc->kick)
+		event_free(pc->kick);
 	if (pc->conn)
 		PQfinish(pc->conn);
 	pc->conn = NULL;

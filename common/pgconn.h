@@ -53,7 +53,8 @@ int pgconn_pending(const struct pgconn *pc);
  * Queue a query: stmt is a prepared statement name when prepared is true,
  * else SQL text.  values are copied (NULL entries are SQL NULL).  Returns
  * 0, or -1 without calling cb when the connection is not ready or the
- * queue is full (the caller answers "try again later").
+ * queue is full (the caller answers "try again later").  cb is never
+ * called from inside pgconn_query(): the query is sent from the event loop.
  */
 int pgconn_query(struct pgconn *pc, const char *stmt, bool prepared,
     int nparams, const char *const *values, pgconn_result_cb *cb, void *arg)
