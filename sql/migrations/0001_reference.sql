@@ -38,7 +38,12 @@ CREATE TABLE work_calendar (
     work_start  time NOT NULL DEFAULT '09:00',
     work_end    time NOT NULL DEFAULT '18:00',
     workdays    int[] NOT NULL DEFAULT '{1,2,3,4,5}',  -- ISO: 1 = Monday
-    CHECK (work_end > work_start)
+    CHECK (work_end > work_start),
+    -- ISO days only: a Sunday written as 0 would silently never be one.
+    CHECK (workdays <@ '{1,2,3,4,5,6,7}'),
+    -- A zone PostgreSQL knows, checked when the row is written, not when
+    -- the first complaint of the municipality is routed.
+    CHECK (('2000-01-01 00:00+00'::timestamptz AT TIME ZONE timezone) IS NOT NULL)
 );
 
 CREATE TABLE calendar_holiday (
@@ -121,7 +126,9 @@ CREATE TABLE sla_policy (
     update_minutes      int CHECK (update_minutes > 0),
     warn_percent        int NOT NULL DEFAULT 80 CHECK (warn_percent BETWEEN 1 AND 99),
     legal_bound_days    int NOT NULL DEFAULT 14 CHECK (legal_bound_days BETWEEN 1 AND 14),
-    escalation_minutes  int[] NOT NULL DEFAULT '{240,480,960}',  -- delay per level 1..n
+    escalation_minutes  int[] NOT NULL DEFAULT '{240,480,960}'   -- delay per level 1..n
+                        CHECK (array_position(escalation_minutes, NULL) IS NULL
+                               AND 0 < ALL (escalation_minutes)),
     is_demo             boolean NOT NULL DEFAULT false
 );
 

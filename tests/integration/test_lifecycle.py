@@ -163,3 +163,26 @@ def test_bad_detail_is_refused_not_raised(db):
     assert db.scalar("SELECT aryz_transition(%s, 'closed', 'r', '{\"rating\": 4}')",
                      (cid,)) is None
     assert db.scalar("SELECT rating FROM complaint WHERE id=%s", (cid,)) == 4
+
+
+def test_calendar_and_policy_refuse_what_would_break_routing_later(db):
+    # An unknown time zone, a day outside ISO 1..7 (Sunday as 0) or an
+    # escalation delay of zero used to be stored, and only broke (or
+    # silently skewed) the arming of timers when complaints came in.
+    import psycopg2
+    for cols, vals in [("timezone", "'Asia/Bishkekk'"), ("workdays", "'{0,1,2,3,4}'"),
+                       ("workdays", "'{1,2,3,4,5,NULL}'")]:
+        with pytest.raises(psycopg2.Error):
+            db.execute("INSERT INTO work_calendar (name, %s) VALUES ('bad', %s)" % (cols, vals))
+    for arr in ["'{240,0,960}'", "'{240,NULL}'", "'{-5}'"]:
+        with pytest.raises(psycopg2.Error):
+            db.execute("INSERT INTO sla_policy (name, ack_minutes, resolve_minutes, "
+                       "escalation_minutes) VALUES ('bad', 60, 120, %s)" % arr)
+    db.execute("INSERT INTO work_calendar (id, name, timezone, work_start, work_end, workdays) "
+               "VALUES (62, 'osh night desk', 'Asia/Bishkek', '20:00', '24:00', '{1,2,3,4,5,6,7}')")
+    db.execute("UPDATE municipality SET calendar_id = 62 WHERE soate=%s", (SUZAK,))
+    # Work until midnight: 23:30 + 60 working minutes is 20:30 the next day.
+    assert str(db.scalar("SELECT aryz_work_add(%s, '2026-03-06 23:30+06', 60) "
+                         "AT TIME ZONE 'Asia/Bishkek'", (SUZAK,))) == "2026-03-07 20:30:00"
+    assert db.scalar("SELECT aryz_work_between(%s, '2026-03-06 23:30+06', "
+                     "'2026-03-07 20:30+06')", (SUZAK,)) == 60
