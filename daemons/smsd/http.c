@@ -258,6 +258,7 @@ http_check_allow(const char *list, char *err, size_t errlen)
 		unsigned char n[16];
 		size_t len;
 		char *slash, *end;
+		long bits, maxbits;
 
 		p += strspn(p, " ,\t");
 		len = strcspn(p, " ,\t");
@@ -273,14 +274,18 @@ http_check_allow(const char *list, char *err, size_t errlen)
 		slash = strchr(ent, '/');
 		if (slash)
 			*slash++ = '\0';
-		if (inet_pton(AF_INET, ent, n) != 1 &&
-		    inet_pton(AF_INET6, ent, n) != 1) {
+		if (inet_pton(AF_INET, ent, n) == 1)
+			maxbits = 32;
+		else if (inet_pton(AF_INET6, ent, n) == 1)
+			maxbits = 128;
+		else {
 			snprintf(err, errlen, "bad address '%s' in allow-list",
 			    ent);
 			return -1;
 		}
-		if (slash && (strtol(slash, &end, 10) < 0 || *end != '\0' ||
-		    end == slash)) {
+		/* An entry with a bad prefix would match nothing, silently. */
+		if (slash && ((bits = strtol(slash, &end, 10)) < 0 ||
+		    bits > maxbits || *end != '\0' || end == slash)) {
 			snprintf(err, errlen, "bad prefix '/%s' in allow-list",
 			    slash);
 			return -1;

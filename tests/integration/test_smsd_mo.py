@@ -232,3 +232,22 @@ def test_commit_failure_is_not_answered_200(db, daemons):
     assert st == 503, body
     st, _, body = kannel_get(d, **{"from": PHONE, "id": "cf-2", "text": "musor"})
     assert st == 200 and db.scalar("SELECT count(*) FROM complaint") == 1
+
+
+def test_allow_list_prefix_out_of_range_is_a_config_error(workdir):
+    """'10.0.0.0/80' used to pass the check and then match nobody."""
+    import os
+    import subprocess
+    from harness import BIN
+    path = os.path.join(workdir, "smsd.conf")
+    for bad in ("10.0.0.0/33", "::1/129"):
+        with open(path, "w") as f:
+            f.write('kannel: { allow = "127.0.0.1, %s"; };\n' % bad)
+        out = subprocess.run([os.path.join(BIN, "aryz-smsd"), "-c", path, "-n"],
+                             capture_output=True, text=True)
+        assert out.returncode == 1 and "bad prefix" in out.stderr, (bad, out.stderr)
+    with open(path, "w") as f:
+        f.write('kannel: { allow = "10.0.0.0/32, ::1/128, 0.0.0.0/0"; };\n')
+    out = subprocess.run([os.path.join(BIN, "aryz-smsd"), "-c", path, "-n"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
