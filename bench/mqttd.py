@@ -98,11 +98,11 @@ def sql_only(servers):
     cur = conn.cursor()
     raw = payload("s", 0).encode().hex()
     t0 = time.monotonic()
-    for first in range(0, N, 100):
+    for first in range(0, N, 60):
         batch = [{"k": "complaint", "idem": "dev-1:s-%d" % i, "sender": "dev-1",
                   "topic": TOPIC, "raw": raw, "meta": {}, "category": "waste",
                   "municipality": "41703220856000", "text": "Таштанды алынбай жатат"}
-                 for i in range(first, min(N, first + 100))]
+                 for i in range(first, min(N, first + 60))]
         cur.execute("SELECT count(*) FROM aryz_mqtt_ingest(%s::jsonb)", (json.dumps(batch),))
     dt = time.monotonic() - t0
     conn.close()
@@ -140,10 +140,10 @@ def main():
         print("mqttd: %d QoS 1 messages, one device" % N)
         print("  baseline  bare subscriber          %8.0f msg/s" % base)
         sql = sql_only(servers)
-        print("  database  aryz_mqtt_ingest x100    %8.0f msg/s  (%.2f x baseline)"
+        print("  database  aryz_mqtt_ingest x60     %8.0f msg/s  (%.2f x baseline)"
               % (sql, sql / base))
-        many = ingest(servers, workdir, 100, "b100")
-        print("  ingest    aryz-mqttd, batch 100    %8.0f msg/s  (%.2f x baseline, %.2f x database)"
+        many = ingest(servers, workdir, 60, "b60")
+        print("  ingest    aryz-mqttd, batch 60     %8.0f msg/s  (%.2f x baseline, %.2f x database)"
               % (many, many / base, many / sql))
         out = outbox(servers, workdir)
         print("  outbox    QoS 1, sent on PUBACK    %8.0f rows/s (%.2f x baseline)"

@@ -31,8 +31,14 @@ static const struct cfg_opt mqttd_opts[] = {
 	  "seconds" },
 	{ "mqtt.shared_group", CFG_STR, C(mq_shared_group), 0, "", 0, 64, 0,
 	  "subscribe through $share/<group>/...; empty: plain subscription" },
-	{ "ingest.batch_size", CFG_INT, C(in_batch_size), 100, NULL, 1, 5000,
-	  0, "messages per database COMMIT" },
+	/*
+	 * At most 64: aryz_mqtt_ingest gives every message a subtransaction,
+	 * and a transaction with more than 64 subtransaction ids overflows
+	 * PostgreSQL's per-backend cache, which slows every snapshot taken
+	 * in the database while it runs.
+	 */
+	{ "ingest.batch_size", CFG_INT, C(in_batch_size), 60, NULL, 1, 64,
+	  0, "messages per database COMMIT (at most 64)" },
 	{ "ingest.batch_ms", CFG_INT, C(in_batch_ms), 20, NULL, 0, 10000, 0,
 	  "longest wait for a batch to fill, ms" },
 	{ "ingest.max_payload", CFG_INT, C(in_max_payload), 16384, NULL, 64,

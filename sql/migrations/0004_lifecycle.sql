@@ -11,10 +11,15 @@ INSERT INTO aryz_setting (key, value) VALUES
     ('duplicate_window_hours', '72'),  -- "me too" window for routerd
     ('max_job_attempts', '8');         -- then the job goes to dead_letter
 
+-- The small look-ups below are PL/pgSQL rather than SQL functions: called
+-- once per complaint or timer from other PL/pgSQL code, an SQL function is
+-- planned again on every call, PL/pgSQL keeps its plan (routing spent
+-- about 0.4 ms per call planning them).
 CREATE FUNCTION aryz_setting_int(p_key text, p_default int) RETURNS int
-LANGUAGE sql STABLE AS $$
-    SELECT COALESCE((SELECT value::int FROM aryz_setting WHERE key = p_key), p_default)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN COALESCE((SELECT value::int FROM aryz_setting WHERE key = p_key), p_default);
+END $$;
 
 -- Policy 0 applies when no contract covers a complaint: the municipality
 -- itself is responsible, within the law on citizens' appeals (register
@@ -40,9 +45,10 @@ $$;
 
 -- The calendar of a municipality (1, the national one, if unknown).
 CREATE FUNCTION aryz_calendar_of(p_soate text) RETURNS int
-LANGUAGE sql STABLE AS $$
-    SELECT COALESCE((SELECT calendar_id FROM municipality WHERE soate = p_soate), 1)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN COALESCE((SELECT calendar_id FROM municipality WHERE soate = p_soate), 1);
+END $$;
 
 -- p_start plus p_minutes working minutes of the municipality's calendar
 -- (weekdays, working hours in its time zone, holidays).  The holidays are
@@ -128,12 +134,16 @@ END $$;
 
 -- The SLA policy that governs a complaint: its contract's, else policy 0.
 CREATE FUNCTION aryz_policy_of(p_complaint bigint) RETURNS sla_policy
-LANGUAGE sql STABLE AS $$
-    SELECT sp.* FROM sla_policy sp
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p sla_policy;
+BEGIN
+    SELECT sp.* INTO p FROM sla_policy sp
      WHERE sp.id = COALESCE((SELECT ct.sla_policy_id FROM complaint c
                                JOIN contract ct ON ct.id = c.contract_id
-                              WHERE c.id = p_complaint), 0)
-$$;
+                              WHERE c.id = p_complaint), 0);
+    RETURN p;
+END $$;
 
 -- Arm the SLA timers of a routed complaint (from now).  Generation is the
 -- reopen count, so a reopened complaint gets a fresh set.  Idempotent.

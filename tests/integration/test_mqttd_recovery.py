@@ -54,7 +54,7 @@ def test_puback_held_until_commit(servers, db, daemons, cid):
     is killed and its statement cancelled.  Had any PUBACK left early the
     broker would consider those messages delivered and they would be lost;
     held, they are redelivered after the restart."""
-    d = start_mqttd(daemons, db, servers, cid, batch_size=100, batch_ms=50)
+    d = start_mqttd(daemons, db, servers, cid, batch_size=60, batch_ms=50)
     dev = device(servers, "dev-1")
     lock = psycopg2.connect(db.conninfo)
     cur = lock.cursor()
