@@ -15,6 +15,7 @@ struct ctl {
 
 /* main.c */
 int ctl_exec(struct ctl *c, const char *sql);
+char *ctl_slurp(const char *path);
 PGresult *ctl_query(struct ctl *c, const char *sql, int n,
     const char *const *vals);
 

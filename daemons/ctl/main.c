@@ -1,6 +1,7 @@
 /*
  * main.c - aryzctl, the operator CLI: argument parsing and dispatch.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "ctl.h"
 #include "daemon.h"
+#include "xmalloc.h"
 
 #ifndef ARYZ_SQLDIR
 #define ARYZ_SQLDIR "sql"
@@ -60,6 +62,37 @@ ctl_exec(struct ctl *c, const char *sql)
 	}
 	PQclear(r);
 	return rc;
+}
+
+/*
+ * Read a whole text file into a NUL-terminated buffer the caller frees;
+ * NULL (after printing why) if it cannot be read or holds a NUL byte.
+ */
+char *
+ctl_slurp(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, got;
+
+	if (fp == NULL) {
+		fprintf(stderr, "aryzctl: cannot open %s: %s\n", path,
+		    strerror(errno));
+		return NULL;
+	}
+	do {
+		cap += 65536;
+		buf = xrealloc(buf, cap + 1);
+		got = fread(buf + n, 1, cap - n, fp);
+		n += got;
+	} while (got > 0);
+	if (ferror(fp) || memchr(buf, '\0', n) != NULL) {
+		fprintf(stderr, "aryzctl: cannot read %s as text\n", path);
+		xfree(&buf);
+	} else
+		buf[n] = '\0';
+	fclose(fp);
+	return buf;
 }
 
 /* Run a parameterised query; on error print it and return NULL. */

@@ -22,43 +22,18 @@ cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *
-slurp(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = xmalloc((size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-		free(buf);
-		fclose(fp);
-		return NULL;
-	}
-	buf[n] = '\0';
-	fclose(fp);
-	return buf;
-}
-
 /* Apply one file unless already recorded.  1 applied, 0 skipped, -1 error. */
 static int
 apply(struct ctl *c, const char *dir, const char *name)
 {
 	char *path = xasprintf("%s/%s", dir, name);
-	char *sql = slurp(path);
+	char *sql = ctl_slurp(path);
 	const char *v[2];
 	PGresult *r;
 	int rc = -1;
 
-	if (sql == NULL) {
-		fprintf(stderr, "aryzctl: cannot read %s\n", path);
+	if (sql == NULL)
 		goto out;
-	}
 	v[0] = name;
 	v[1] = sql;
 	r = ctl_query(c, "SELECT md5($2) = checksum FROM schema_migration "

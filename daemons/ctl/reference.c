@@ -285,27 +285,11 @@ static int
 run_sql_file(struct ctl *c, const char *file)
 {
 	char *path = xasprintf("%s/data/%s", c->sqldir, file);
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, n = 0, got;
+	char *buf = ctl_slurp(path);
 	int rc = -1;
 
-	if (fp == NULL) {
-		fprintf(stderr, "aryzctl: cannot open %s\n", path);
-		goto out;
-	}
-	do {
-		cap += 65536;
-		buf = xrealloc(buf, cap + 1);
-		got = fread(buf + n, 1, cap - n, fp);
-		n += got;
-	} while (got > 0);
-	buf[n] = '\0';
-	fclose(fp);
-	rc = ctl_exec(c, buf);
-	if (rc == 0)
+	if (buf != NULL && (rc = ctl_exec(c, buf)) == 0)
 		printf("loaded %s\n", file);
-out:
 	free(buf);
 	free(path);
 	return rc;
