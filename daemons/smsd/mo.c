@@ -545,7 +545,11 @@ mo_kannel(struct sreq *r)
 	if (*charset == '\0' && post &&
 	    (ct = evhttp_find_header(hd, "Content-Type")) != NULL &&
 	    (ct = strcasestr(ct, "charset=")) != NULL) {
-		snprintf(csbuf, sizeof(csbuf), "%s", ct + 8);
+		/* Kannel 1.4.5 quotes it: charset="UTF-16BE". */
+		ct += strlen("charset=");
+		if (*ct == '"')
+			ct++;
+		snprintf(csbuf, sizeof(csbuf), "%s", ct);
 		csbuf[strcspn(csbuf, " ;\"")] = '\0';
 		charset = csbuf;
 	}
