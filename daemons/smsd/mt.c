@@ -17,6 +17,7 @@
  * outbox row stays one message, one DLR and one retry unit.
  */
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -35,6 +36,8 @@ struct mt {
 	struct smsd		*s;
 	struct pgconn		*db;
 	struct evhttp_uri	*uri;
+	struct evdns_base	*dns;		/* resolves mt.url's host without
+						 * blocking the event loop */
 	struct event		*poll;
 	bool			 claiming;	/* claim query in flight */
 	bool			 again;		/* notified while claiming */
@@ -248,7 +251,7 @@ send_item(struct mt *m, struct mt_item *it)
 	evbuffer_free(q);
 
 	m->sending++;
-	evcon = evhttp_connection_base_new(m->s->base, NULL, host,
+	evcon = evhttp_connection_base_new(m->s->base, m->dns, host,
 	    (ev_uint16_t)(port > 0 ? port : 80));
 	evhttp_connection_set_timeout(evcon, c->mt_timeout);
 	evhttp_connection_set_retries(evcon, 0);
@@ -368,6 +371,11 @@ mt_new(struct smsd *s)
 	m->uri = evhttp_uri_parse(s->cfg->mt_url);
 	if (m->uri == NULL || evhttp_uri_get_host(m->uri) == NULL)
 		fatalx("mt.url '%s' is not a URL", s->cfg->mt_url);
+	/* NULL (no usable resolv.conf) falls back to blocking look-ups. */
+	m->dns = evdns_base_new(s->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (m->dns == NULL)
+		log_warnx("no asynchronous DNS resolver; a host name in mt.url "
+		    "is looked up with a blocking call");
 	m->db = pgconn_new(s->base, s->cfg->common.db_conninfo, "mt");
 	pgconn_prepare(m->db, "smsd_claim", "SELECT id, recipient, body, "
 	    "attempts FROM aryz_sms_claim($1::int, $2::int)");
@@ -418,6 +426,8 @@ mt_free(struct mt **mp)
 		item_free(it);
 	}
 	pgconn_free(&m->db);
+	if (m->dns != NULL)
+		evdns_base_free(m->dns, 0);
 	evhttp_uri_free(m->uri);
 	free(m);
 	*mp = NULL;
