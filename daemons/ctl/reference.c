@@ -12,6 +12,7 @@
 
 #include "csv.h"
 #include "ctl.h"
+#include "names.h"
 #include "xmalloc.h"
 
 typedef int row_fn(struct ctl *c, struct csv_row *r);
@@ -129,54 +130,31 @@ row_rayon(struct ctl *c, struct csv_row *r)
 	return add_city_aliases(c, soate, r->field[2], r->field[1], r->field[3]);
 }
 
-/* Trim spaces and a trailing "?" marker, in place. */
-static char *
-trim(char *s)
-{
-	size_t n;
+struct alias_arg {
+	struct ctl	*c;
+	const char	*soate;
+};
 
-	while (*s == ' ')
-		s++;
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '?'))
-		s[--n] = '\0';
-	return s;
+static int
+add_alias(const char *variant, void *arg)
+{
+	struct alias_arg *a = arg;
+	char *f = fold(variant);
+	const char *v[] = { a->soate, f };
+	int rc = exec_params(a->c, "INSERT INTO municipality_alias (soate, "
+	    "alias) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, v);
+
+	free(f);
+	return rc;
 }
 
-/*
- * Add aliases for every variant in name: parts split on "→" and "/",
- * parenthesised remarks and "(town)" dropped, lower-cased.
- */
+/* Add a lower-cased alias for every spelling in name (names.h). */
 static int
 add_aliases(struct ctl *c, const char *soate, const char *name)
 {
-	char *copy = xstrdup(name), *p = copy, *part;
-	int rc = 0;
+	struct alias_arg a = { c, soate };
 
-	/* Replace the arrow (3 bytes) by '/' padded with spaces. */
-	while ((part = strstr(copy, "→")) != NULL)
-		memcpy(part, " / ", 3);
-	while (rc == 0 && (part = strsep(&p, "/")) != NULL) {
-		char *paren = strchr(part, '(');
-		char *t, *f;
-		if (paren != NULL) {
-			char *close = strchr(paren, ')');
-			if (close != NULL)
-				memmove(paren, close + 1, strlen(close + 1) + 1);
-			else
-				*paren = '\0';
-		}
-		t = trim(part);
-		if (*t == '\0')
-			continue;
-		f = fold(t);
-		const char *v[] = { soate, f };
-		rc = exec_params(c, "INSERT INTO municipality_alias (soate, alias) "
-		    "VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, v);
-		free(f);
-	}
-	free(copy);
-	return rc;
+	return names_each(name, add_alias, &a);
 }
 
 /*
@@ -209,8 +187,9 @@ add_city_aliases(struct ctl *c, const char *soate, const char *ru,
 static int
 row_municipality(struct ctl *c, struct csv_row *r)
 {
-	char rayon[15], *soate = trim(r->field[5]);
-	char *ru = trim(r->field[2]), *ky = r->field[3], *latin = trim(r->field[4]);
+	char rayon[15], *soate = names_trim(r->field[5]);
+	char *ru = names_trim(r->field[2]), *ky = r->field[3];
+	char *latin = names_trim(r->field[4]);
 	const char *kind = "aiyl_aimak";
 	bool verified = strchr(ky, '?') == NULL;
 	const char *v[8];
@@ -219,9 +198,9 @@ row_municipality(struct ctl *c, struct csv_row *r)
 		return -1;
 	if (strncmp(ru, "(town)", 6) == 0) {
 		kind = "town";
-		ru = trim(ru + 6);
+		ru = names_trim(ru + 6);
 	}
-	ky = trim(ky);
+	ky = names_trim(ky);
 	snprintf(rayon, sizeof(rayon), "%.8s000000", soate);
 	v[0] = soate;
 	v[1] = rayon;
@@ -258,7 +237,7 @@ row_category(struct ctl *c, struct csv_row *r)
 static int
 row_keyword(struct ctl *c, struct csv_row *r)
 {
-	char *kw = fold(trim(r->field[2]));
+	char *kw = fold(names_trim(r->field[2]));
 	const char *v[] = { r->field[0], r->field[1], kw };
 	int rc = exec_params(c, "INSERT INTO category_keyword (category_code, "
 	    "lang, keyword) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", 3, v);

@@ -23,6 +23,7 @@
 #include "csv.h"
 #include "fold.h"
 #include "lexicon_pg.h"
+#include "names.h"
 #include "normalize.h"
 #include "xmalloc.h"
 
@@ -33,41 +34,28 @@
 static struct lexicon *lex;
 
 /* Trim spaces and the "?" marking unverified names, in place. */
-static char *
-trim(char *s)
-{
-	size_t n;
+struct place_arg {
+	struct lexicon	*lx;
+	const char	*soate;
+};
 
-	while (*s == ' ')
-		s++;
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '?'))
-		s[--n] = '\0';
-	return s;
+static int
+add_place(const char *variant, void *arg)
+{
+	struct place_arg *a = arg;
+
+	if (!lexicon_add_place(a->lx, a->soate, variant))
+		fail_msg("alias '%s' of %s refused", variant, a->soate);
+	return 0;
 }
 
-/* One name column: variants split on "→" and "/", "(...)" dropped. */
+/* One name column, split into spellings exactly as aryzctl does. */
 static void
 add_names(struct lexicon *lx, const char *soate, const char *name)
 {
-	char *copy = xstrdup(name), *p = copy, *part, *arrow;
+	struct place_arg a = { lx, soate };
 
-	while ((arrow = strstr(copy, "→")) != NULL)
-		memcpy(arrow, " / ", 3);
-	while ((part = strsep(&p, "/")) != NULL) {
-		char *paren = strchr(part, '('), *t;
-		if (paren != NULL) {
-			char *close = strchr(paren, ')');
-			if (close != NULL)
-				memmove(paren, close + 1, strlen(close + 1) + 1);
-			else
-				*paren = '\0';
-		}
-		t = trim(part);
-		if (*t != '\0' && !lexicon_add_place(lx, soate, t))
-			fail_msg("alias '%s' of %s refused", t, soate);
-	}
-	free(copy);
+	(void)names_each(name, add_place, &a);
 }
 
 static struct lexicon *
@@ -97,12 +85,12 @@ load_reference(void)
 		char *ru;
 		if (strcmp(row.field[0], "oblast") == 0 || row.nfields < 6)
 			continue;	/* header */
-		ru = trim(row.field[2]);
+		ru = names_trim(row.field[2]);
 		if (strncmp(ru, "(town)", 6) == 0)
 			ru = ru + 6;
-		add_names(lx, trim(row.field[5]), row.field[3]);
-		add_names(lx, trim(row.field[5]), row.field[4]);
-		add_names(lx, trim(row.field[5]), ru);
+		add_names(lx, names_trim(row.field[5]), row.field[3]);
+		add_names(lx, names_trim(row.field[5]), row.field[4]);
+		add_names(lx, names_trim(row.field[5]), ru);
 		n++;
 	}
 	assert_int_equal(rc, 0);
