@@ -51,6 +51,7 @@ struct pgconn {
 	int			 backoff_ms;
 	struct pgq		*head, *tail;	/* head is in flight if sent */
 	bool			 sent;
+	bool			 setup_failed;	/* a PREPARE or LISTEN refused */
 	int			 nqueued;
 	PGresult		*result;	/* first result of the head query */
 	struct strlist		*stmts;		/* name, sql */
@@ -322,6 +323,13 @@ setup_done(PGresult *res, void *arg)
 
 	if (res == NULL)
 		return;		/* connection already lost */
+	if (pc->setup_failed) {
+		/* Not ready: reconnect with backoff until the schema fits
+		 * (typically after aryzctl migrate), instead of running with
+		 * statements that do not exist. */
+		lose(pc, "setup refused by the server");
+		return;
+	}
 	set_state(pc, PGC_READY);
 	pc->backoff_ms = PGC_BACKOFF_MIN;
 	log_info("database connection %s ready", pc->name);
@@ -335,9 +343,11 @@ setup_step(PGresult *res, void *arg)
 	struct pgconn *pc = arg;
 
 	/* A failed prepare means the schema is not what we expect. */
-	if (res != NULL && !pgconn_ok(res))
+	if (res != NULL && !pgconn_ok(res)) {
+		pc->setup_failed = true;
 		log_errorx("database %s: setup failed, check the schema "
 		    "version (aryzctl migrate)", pc->name);
+	}
 }
 
 /* Connected: queue the prepares and LISTENs, then declare ready. */
@@ -347,6 +357,7 @@ begin_setup(struct pgconn *pc)
 	int fd = PQsocket(pc->conn);
 
 	PQsetnonblocking(pc->conn, 1);
+	pc->setup_failed = false;
 	event_del(pc->cev);
 	pc->rev = event_new(pc->base, fd, EV_READ | EV_PERSIST, read_cb, pc);
 	pc->wev = event_new(pc->base, fd, EV_WRITE, flush_cb, pc);

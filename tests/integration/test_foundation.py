@@ -165,3 +165,17 @@ def test_dump_config_hides_the_database_password(workdir):
             assert len(line) == 1, (name, out.stdout)
             assert "Hunter2sec" not in out.stdout, (name, line[0])
             assert shown in line[0] and "password not shown" in line[0], (name, line[0])
+
+
+def test_daemon_waits_for_the_schema_it_needs(db, daemons):
+    """A prepared statement the database refuses (schema too old) keeps the
+    connection out of service and retrying, until the schema fits."""
+    db.execute("ALTER FUNCTION aryz_fire_timers(int, int) RENAME TO aryz_fire_timers_later")
+    d = daemons("aryz-escalated", 'database: { conninfo = "%s"; };\n' % db.conninfo)
+    d.start(wait_log="setup failed, check the schema")
+    d.wait_log("lost: setup refused by the server")
+    assert not d.log_contains("database connection .* ready")
+    size = d.log_size()
+    db.execute("ALTER FUNCTION aryz_fire_timers_later(int, int) RENAME TO aryz_fire_timers")
+    d.wait_log("database connection .* ready", since=size, timeout=30)
+    assert d.alive()
