@@ -16,6 +16,7 @@ MQ_PORT=${ARYZ_MQTT_PORT:-11883}
 SMS_PORT=${ARYZ_SMS_PORT:-8080}
 API_PORT=${ARYZ_API_PORT:-8081}
 DB="host=127.0.0.1 port=$PG_PORT dbname=aryz user=aryz"
+KEEPALIVE="keepalives_idle=10 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=30000"
 
 mkdir -p "$VAR/etc" "$VAR/log" "$VAR/run"
 chmod 755 "$VAR"
@@ -58,7 +59,7 @@ RUNUSER=""
 [ "$(id -u)" -eq 0 ] && RUNUSER='user = "nobody";'
 for d in smsd mqttd routerd escalated apid; do
   conf=$VAR/etc/aryz-$d.conf
-  sed -e "s|^  conninfo = .*|  conninfo = \"$DB\";|" \
+  sed -e "s|^  conninfo = .*|  conninfo = \"$DB $KEEPALIVE\";|" \
       -e "s|^# user = .*|$RUNUSER|" \
       "$ROOT/config/aryz-$d.conf" >"$conf"
   [ -x "$ROOT/deploy/local/conf-$d.sh" ] && \
