@@ -68,10 +68,22 @@ class Servers:
         self.mq_port = free_port()
         self.env = dict(os.environ, PG_FAST="1",
                         MQ_USERS=" ".join("%s:%s" % kv for kv in MQ_USERS.items()))
+        self._watchdog()
         self.pg_start()
         self.mq_start()
         self.template = "aryz_template"
         self._make_template()
+
+    def _watchdog(self):
+        """The servers stop themselves when this test run dies without
+        tearing down (killed, timed out): a detached shell waits for our
+        PID to go away, then stops both servers and removes their dir."""
+        script = ('while kill -0 %d 2>/dev/null; do sleep 2; done; '
+                  '"%s" mq-stop "%s"; "%s" pg-stop "%s"; rm -rf "%s"'
+                  % (os.getpid(), SERVERS, self.dir, SERVERS, self.dir, self.dir))
+        subprocess.Popen(["bash", "-c", script], env=self.env, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
 
     def conninfo(self, db="aryz"):
         return "host=127.0.0.1 port=%d dbname=%s user=aryz" % (self.pg_port, db)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "log.h"
@@ -32,7 +33,8 @@ static const struct cfg_opt opts[] = {
 	CFG_END
 };
 
-static const char *path = "/tmp/aryz-test-cfg.conf";
+/* One file per run (the pid in its name), removed when the tests end. */
+static char path[64];
 
 static void
 write_file(const char *text)
@@ -203,6 +205,11 @@ main(void)
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_dump_conninfo),
 	};
+	int rc;
+
 	log_set_level(LOG_LVL_ERROR - 1);
-	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
+	snprintf(path, sizeof(path), "/tmp/aryz-test-cfg-%ld.conf", (long)getpid());
+	rc = cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
+	remove(path);
+	return rc;
 }
