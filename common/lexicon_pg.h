@@ -1,10 +1,11 @@
 /*
  * lexicon_pg.h - fill a normalizer lexicon from PostgreSQL.
  *
- * A daemon runs the queries below through its pgconn (at start and on
- * SIGHUP), adds each result to a fresh lexicon, and swaps the new lexicon
- * in only when every query succeeded; a failed reload keeps the old one.  The queries return the stored (lower-cased) spellings; the
- * lexicon folds them itself, so any spelling an operator inserts works.
+ * A daemon prepares the queries below on its pgconn and loads a fresh
+ * lexicon with lexicon_pg_load() (at start and on SIGHUP), swapping it in
+ * only when every query succeeded; a failed reload keeps the old one.
+ * The queries return the stored (lower-cased) spellings; the lexicon
+ * folds them itself, so any spelling an operator inserts works.
  */
 #ifndef ARYZ_LEXICON_PG_H
 #define ARYZ_LEXICON_PG_H
@@ -46,5 +47,22 @@ int lexicon_add_places_pg(struct lexicon *lx, const PGresult *res,
     char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 int lexicon_add_rayons_pg(struct lexicon *lx, const PGresult *res,
     char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+
+struct pgconn;
+
+/*
+ * Called once when a load ends: lx is the new lexicon (the callee owns
+ * it), or NULL with err saying why (connection lost, bad result).
+ */
+typedef void lexicon_pg_done(struct lexicon *lx, const char *err, void *arg);
+
+/*
+ * Load a fresh lexicon through pc: run the prepared statements stmts[0]
+ * (LEXICON_SQL_KEYWORDS), stmts[1] (_PLACES) and stmts[2] (_RAYONS) one
+ * after the other, then call done.  The names are copied.  Returns 0, or
+ * -1 without calling done when the first query cannot be queued.
+ */
+int lexicon_pg_load(struct pgconn *pc, const char *const stmts[3],
+    lexicon_pg_done *done, void *arg) __attribute__((warn_unused_result));
 
 #endif

@@ -73,8 +73,7 @@ struct ingest {
 	struct event		*kick;		/* flush now */
 	struct payload_limits	 lim;
 	struct lexicon		*lex;		/* NULL until loaded */
-	struct lexicon		*lex_new;	/* being loaded */
-	int			 lex_step;	/* 0 keywords, 1 places, 2 rayons */
+	bool			 lex_loading;	/* a lexicon_pg_load() in flight */
 	bool			 stopping, freeing;
 	unsigned long		 naccepted, nduplicate, nrejected, ncommands;
 	unsigned long		 nbatches;
@@ -428,42 +427,27 @@ ing_go(struct ingest *in)
 }
 
 /*
- * Lexicon loading: keywords, then places, then rayons, one query after
- * the other on the ingest connection; the new lexicon replaces the old
- * one only when all three loaded.  A failure keeps the old one (or none:
- * complaints then rely on the topic and payload).
+ * Lexicon loading (common/lexicon_pg.c): the new lexicon replaces the old
+ * one only when all three queries loaded.  A failure keeps the old one
+ * (or none: complaints then rely on the topic and payload).
  */
 static void
-ing_lex_step(PGresult *res, void *arg)
+ing_lex_loaded(struct lexicon *lx, const char *err, void *arg)
 {
-	static const char *const next[] = { "mqttd_lex_places",
-		"mqttd_lex_rayons", NULL };
 	struct ingest *in = arg;
-	char err[256];	/* one reason */
-	int step, n;
 
-	if (in->freeing || in->lex_new == NULL)
+	in->lex_loading = false;
+	if (in->freeing) {
+		lexicon_free(&lx);
 		return;
-	step = in->lex_step++;
-	n = step == 0 ? lexicon_add_keywords_pg(in->lex_new, res, err,
-	    sizeof(err)) : step == 1 ? lexicon_add_places_pg(in->lex_new, res,
-	    err, sizeof(err)) : lexicon_add_rayons_pg(in->lex_new, res, err,
-	    sizeof(err));
-	if (n < 0) {
+	}
+	if (lx == NULL)
 		log_warnx("ingest: loading the lexicon failed (%s); %s", err,
 		    in->lex ? "keeping the old one" : "texts without a category "
 		    "go to triage");
-		lexicon_free(&in->lex_new);
-	} else if (next[step] != NULL &&
-	    pgconn_query(in->db, next[step], true, 0, NULL, ing_lex_step,
-	    in) == 0) {
-		return;
-	} else if (next[step] != NULL) {
-		lexicon_free(&in->lex_new);
-	} else {
+	else {
 		lexicon_free(&in->lex);
-		in->lex = in->lex_new;
-		in->lex_new = NULL;
+		in->lex = lx;
 		log_info("ingest: lexicon loaded: %zu keywords, %zu place "
 		    "names", lexicon_nkeywords(in->lex),
 		    lexicon_nplaces(in->lex));
@@ -474,15 +458,15 @@ ing_lex_step(PGresult *res, void *arg)
 void
 ingest_reload(struct ingest *in)
 {
-	if (in->lex_new != NULL || !pgconn_ready(in->db))
+	static const char *const stmts[3] = { "mqttd_lex_keywords",
+		"mqttd_lex_places", "mqttd_lex_rayons" };
+
+	if (in->lex_loading || !pgconn_ready(in->db))
 		return;
-	in->lex_new = lexicon_new();
-	in->lex_step = 0;
-	if (pgconn_query(in->db, "mqttd_lex_keywords", true, 0, NULL,
-	    ing_lex_step, in) < 0) {
-		lexicon_free(&in->lex_new);
+	if (lexicon_pg_load(in->db, stmts, ing_lex_loaded, in) == 0)
+		in->lex_loading = true;
+	else
 		ing_go(in);
-	}
 }
 
 /* The broker connection lives only while the database is up. */
@@ -596,7 +580,6 @@ ingest_free(struct ingest **inp)
 	mqconn_free(&in->mq);
 	ing_discard(in);
 	lexicon_free(&in->lex);
-	lexicon_free(&in->lex_new);
 	event_free(in->timer);
 	event_free(in->kick);
 	log_info("ingest: %lu accepted, %lu duplicate, %lu rejected, "

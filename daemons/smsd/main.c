@@ -186,69 +186,22 @@ smsd_db(struct smsd *s)
 
 /* ---- lexicon ---- */
 
-struct lexload {
-	struct smsd	*s;
-	struct lexicon	*lx;
-};
-
 static void
-rayons_loaded(PGresult *res, void *arg)
+lexicon_loaded(struct lexicon *lx, const char *err, void *arg)
 {
-	struct lexload *ll = arg;
-	char err[256];	/* one reason */
+	struct smsd *s = arg;
 
-	if (lexicon_add_rayons_pg(ll->lx, res, err, sizeof(err)) < 0) {
-		log_warnx("loading rayon names failed: %s", err);
-		lexicon_free(&ll->lx);
-		free(ll);
+	if (lx == NULL) {
+		log_warnx("loading the lexicon failed (%s); %s", err,
+		    s->lex ? "keeping the old one" : "texts are not classified "
+		    "until it loads");
 		return;
 	}
-	lexicon_free(&ll->s->lex);
-	ll->s->lex = ll->lx;
+	lexicon_free(&s->lex);
+	s->lex = lx;
 	log_info("lexicon loaded: %zu keywords, %zu place names, %zu rayon "
-	    "names", lexicon_nkeywords(ll->lx), lexicon_nplaces(ll->lx),
-	    lexicon_nrayons(ll->lx));
-	free(ll);
-}
-
-static void
-alias_loaded(PGresult *res, void *arg)
-{
-	struct lexload *ll = arg;
-	struct pgconn *db;
-	char err[256];	/* one reason */
-
-	if (lexicon_add_places_pg(ll->lx, res, err, sizeof(err)) < 0) {
-		log_warnx("loading municipality names failed: %s", err);
-		goto fail;
-	}
-	if ((db = smsd_db(ll->s)) != NULL &&
-	    pgconn_query(db, "smsd_rayons", true, 0, NULL, rayons_loaded,
-	    ll) == 0)
-		return;
-fail:
-	lexicon_free(&ll->lx);
-	free(ll);
-}
-
-static void
-kw_loaded(PGresult *res, void *arg)
-{
-	struct lexload *ll = arg;
-	struct pgconn *db;
-	char err[256];	/* one reason */
-
-	if (lexicon_add_keywords_pg(ll->lx, res, err, sizeof(err)) < 0) {
-		log_warnx("loading keywords failed: %s", err);
-		goto fail;
-	}
-	if ((db = smsd_db(ll->s)) != NULL &&
-	    pgconn_query(db, "smsd_alias", true, 0, NULL, alias_loaded,
-	    ll) == 0)
-		return;
-fail:
-	lexicon_free(&ll->lx);
-	free(ll);
+	    "names", lexicon_nkeywords(lx), lexicon_nplaces(lx),
+	    lexicon_nrayons(lx));
 }
 
 /* (Re)load the lexicon and the USSD menu data; the old ones stay until
@@ -256,15 +209,11 @@ fail:
 static void
 load_reference(struct smsd *s, struct pgconn *pc)
 {
-	struct lexload *ll;
+	static const char *const lex_stmts[3] = { "smsd_kw", "smsd_alias",
+		"smsd_rayons" };
 
-	ll = xcalloc(1, sizeof(*ll));
-	ll->s = s;
-	ll->lx = lexicon_new();
-	if (pgconn_query(pc, "smsd_kw", true, 0, NULL, kw_loaded, ll) < 0) {
-		lexicon_free(&ll->lx);
-		free(ll);
-	}
+	if (lexicon_pg_load(pc, lex_stmts, lexicon_loaded, s) < 0)
+		log_warnx("cannot load the lexicon now: database not ready");
 	ussd_load(s);
 }
 
