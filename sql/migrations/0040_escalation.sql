@@ -400,6 +400,31 @@ BEGIN
     RETURN COALESCE(v_gave_up, false);
 END $$;
 
+-- Fire one claimed timer of aryz_fire_timers: NULL if it is no longer
+-- pending (an earlier timer of the batch may have cancelled it), else its
+-- outcome ('acted', 'stale', 'not_applicable:<status>').  Marked fired
+-- first: what it does may cancel the complaint's pending timers
+-- (aryz_escalate, aryz_transition), not itself.
+CREATE FUNCTION aryz_fire_one(p_id bigint, p_now timestamptz) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    t sla_timer;
+    v_out text;
+BEGIN
+    SELECT * INTO t FROM sla_timer WHERE id = p_id;
+    IF t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
+                         outcome = 'acted'
+     WHERE id = p_id;
+    v_out := aryz_fire_timer(t, p_now);
+    IF v_out <> 'acted' THEN
+        UPDATE sla_timer SET outcome = v_out WHERE id = p_id;
+    END IF;
+    RETURN v_out;
+END $$;
+
 -- Fire up to p_limit due timers in this transaction.  Due means due_at <=
 -- now() + p_offset_seconds; the offset is for TESTS ONLY (config key
 -- timers.clock_offset_seconds), production passes 0 and runs the same
@@ -424,7 +449,6 @@ DECLARE
     v_id bigint;
     v_f int;
     v_a int;
-    t sla_timer;
     v_out text;
     v_err text;
 BEGIN
@@ -497,18 +521,8 @@ BEGIN
         v_a := acted;
         BEGIN
             FOREACH v_id IN ARRAY v_ids LOOP
-                -- Re-read: an earlier timer of this batch may have cancelled it.
-                SELECT * INTO t FROM sla_timer WHERE id = v_id;
-                CONTINUE WHEN t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL;
-                -- Fired first: what it does may cancel the complaint's
-                -- pending timers (aryz_escalate, aryz_transition), not it.
-                UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
-                                     outcome = 'acted'
-                 WHERE id = v_id;
-                v_out := aryz_fire_timer(t, v_now);
-                IF v_out <> 'acted' THEN
-                    UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
-                END IF;
+                v_out := aryz_fire_one(v_id, v_now);
+                CONTINUE WHEN v_out IS NULL;
                 fired := fired + 1;
                 IF v_out = 'acted' THEN
                     acted := acted + 1;
@@ -519,16 +533,9 @@ BEGIN
             fired := v_f;
             acted := v_a;
             FOREACH v_id IN ARRAY v_ids LOOP
-                SELECT * INTO t FROM sla_timer WHERE id = v_id;
-                CONTINUE WHEN t.fired_at IS NOT NULL OR t.cancelled_at IS NOT NULL;
                 BEGIN
-                    UPDATE sla_timer SET fired_at = clock_timestamp(), attempts = attempts + 1,
-                                         outcome = 'acted'
-                     WHERE id = v_id;
-                    v_out := aryz_fire_timer(t, v_now);
-                    IF v_out <> 'acted' THEN
-                        UPDATE sla_timer SET outcome = v_out WHERE id = v_id;
-                    END IF;
+                    v_out := aryz_fire_one(v_id, v_now);
+                    CONTINUE WHEN v_out IS NULL;
                     fired := fired + 1;
                     IF v_out = 'acted' THEN
                         acted := acted + 1;
